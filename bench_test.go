@@ -1,0 +1,276 @@
+package txkv_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/txkv/txkv"
+)
+
+// Storage benchmarks of issue 3, with raw bbolt measured in the same run as
+// the baseline:
+//
+//	go test -run '^$' -bench 'Commit|PointGet|Scan1000|Recovery' -benchtime 2s .
+
+var committerCounts = []int{1, 8, 64}
+
+// BenchmarkCommitDurable: single-key durable commits (SyncAlways) from N
+// concurrent committers. txkv's group commit turns N waiting committers into
+// one bbolt transaction; bbolt Update pays two fsyncs per commit; bbolt Batch
+// coalesces with its 10 ms timer.
+func BenchmarkCommitDurable(b *testing.B) {
+	for _, n := range committerCounts {
+		b.Run(fmt.Sprintf("txkv/committers=%d", n), func(b *testing.B) { benchTxkvCommits(b, n) })
+		b.Run(fmt.Sprintf("bboltUpdate/committers=%d", n), func(b *testing.B) {
+			benchBolt(b, n, func(db *bolt.DB, fn func(*bolt.Tx) error) error { return db.Update(fn) })
+		})
+		b.Run(fmt.Sprintf("bboltBatch/committers=%d", n), func(b *testing.B) {
+			benchBolt(b, n, func(db *bolt.DB, fn func(*bolt.Tx) error) error { return db.Batch(fn) })
+		})
+	}
+}
+
+func benchTxkvCommits(b *testing.B, committers int) {
+	db, err := txkv.Open(filepath.Join(b.TempDir(), "db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var seq atomic.Uint64
+	b.ResetTimer()
+	runCommitters(b, committers, func() error {
+		return db.Put(ctx, u64key(seq.Add(1)), []byte("value-of-sixteen"))
+	})
+	b.StopTimer()
+	st := db.Stats()
+	b.ReportMetric(st.MeanBatchSize, "records/batch")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+}
+
+func benchBolt(b *testing.B, committers int, update func(*bolt.DB, func(*bolt.Tx) error) error) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "bolt"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Uint64
+	b.ResetTimer()
+	runCommitters(b, committers, func() error {
+		k := u64key(seq.Add(1))
+		return update(db, func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(k, []byte("value-of-sixteen")) })
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+}
+
+// runCommitters runs b.N operations spread over n goroutines.
+func runCommitters(b *testing.B, n int, op func() error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func u64key(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte("k"), i) }
+
+const pointGetKeys = 1_000_000
+
+// BenchmarkPointGet: one read-only transaction per Get over 1,000,000 keys,
+// from 8 goroutines, against bbolt's View+Get in the same run.
+func BenchmarkPointGet(b *testing.B) {
+	b.Run("txkv", func(b *testing.B) {
+		db := loadTxkv(b, pointGetKeys)
+		defer db.Close()
+		ctx := context.Background()
+		parallelGets(b, func(k []byte) error {
+			return db.View(ctx, func(tx *txkv.Tx) error { _, err := tx.Get(k); return err })
+		})
+	})
+	b.Run("txkvDBGet", func(b *testing.B) {
+		db := loadTxkv(b, pointGetKeys)
+		defer db.Close()
+		ctx := context.Background()
+		parallelGets(b, func(k []byte) error { _, err := db.Get(ctx, k); return err })
+	})
+	b.Run("bbolt", func(b *testing.B) {
+		db := loadBolt(b, pointGetKeys)
+		defer db.Close()
+		parallelGets(b, func(k []byte) error {
+			return db.View(func(tx *bolt.Tx) error {
+				if tx.Bucket([]byte("b")).Get(k) == nil {
+					return fmt.Errorf("missing %x", k)
+				}
+				return nil
+			})
+		})
+	})
+}
+
+func parallelGets(b *testing.B, get func(k []byte) error) {
+	b.SetParallelism(4) // 4 × GOMAXPROCS(2) = 8 goroutines on the reference machine
+	var seed atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		x := seed.Add(0x9e3779b97f4a7c15)
+		for pb.Next() {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			if err := get(u64key(x % pointGetKeys)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+}
+
+// loadTxkv writes n keys in batches (SyncNone: loading is not what is measured).
+func loadTxkv(b *testing.B, n int) *txkv.DB {
+	b.Helper()
+	opts := txkv.DefaultOptions()
+	opts.Sync = txkv.SyncNone
+	db, err := txkv.Open(filepath.Join(b.TempDir(), "db"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for lo := 0; lo < n; lo += 10_000 {
+		err := db.Update(ctx, nil, func(tx *txkv.Tx) error {
+			for i := lo; i < min(lo+10_000, n); i++ {
+				if err := tx.Put(u64key(uint64(i)), []byte("value-of-sixteen")); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db
+}
+
+func loadBolt(b *testing.B, n int) *bolt.DB {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "bolt"), 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for lo := 0; lo < n; lo += 10_000 {
+		err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("b"))
+			if err != nil {
+				return err
+			}
+			for i := lo; i < min(lo+10_000, n); i++ {
+				if err := bk.Put(u64key(uint64(i)), []byte("value-of-sixteen")); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db
+}
+
+// BenchmarkScan1000: a read-only transaction scanning 1,000 consecutive keys.
+func BenchmarkScan1000(b *testing.B) {
+	db := loadTxkv(b, 100_000)
+	defer db.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		start := u64key(uint64(i*1000) % 99_000)
+		n := 0
+		err := db.View(ctx, func(tx *txkv.Tx) error {
+			return tx.Scan(start, nil, func(_, _ []byte) error {
+				n++
+				if n == 1000 {
+					return errStop
+				}
+				return nil
+			})
+		})
+		if err != errStop {
+			b.Fatal(err, n)
+		}
+	}
+}
+
+var errStop = fmt.Errorf("stop")
+
+// crashClose closes db without the final checkpoint, leaving the log as a
+// crash would.
+func crashClose(b *testing.B, db *txkv.DB) {
+	b.Helper()
+	if err := txkv.CloseWithoutCheckpoint(db); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRecovery: Open of a file whose log holds 200,000 single-key
+// commit records (no checkpoint), reporting records/s.
+func BenchmarkRecovery(b *testing.B) {
+	const records = 200_000
+	path := filepath.Join(b.TempDir(), "db")
+	opts := txkv.DefaultOptions()
+	opts.Sync = txkv.SyncNone
+	opts.CheckpointBytes = 1 << 40 // keep every record in the log
+	db, err := txkv.Open(path, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for lo := 0; lo < records; lo += 64 {
+		var wg sync.WaitGroup
+		for i := lo; i < lo+64; i++ {
+			wg.Go(func() {
+				if err := db.Put(ctx, u64key(uint64(i)), []byte("value-of-sixteen")); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	crashClose(b, db)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		db, err := txkv.Open(path, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(records/time.Since(start).Seconds(), "records/s")
+		b.StopTimer()
+		crashClose(b, db)
+		b.StartTimer()
+	}
+}

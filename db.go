@@ -1,0 +1,118 @@
+package txkv
+
+import (
+	"context"
+	"io"
+
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/txn"
+)
+
+// DB is an open txkv database. It is safe for concurrent use.
+type DB struct {
+	e *txn.DB
+}
+
+// Open opens the database file at path, creating it (mode 0600) if needed,
+// and recovers it: the log records after the last checkpoint are replayed.
+// path "" opens an in-memory database: nothing is durable. opts nil means
+// DefaultOptions(). A file another process has open fails after about a
+// second; a damaged file fails with ErrCorrupt.
+func Open(path string, opts *Options) (*DB, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, err
+	}
+	e, err := txn.Open(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{e: e}, nil
+}
+
+// Close rolls back running transactions (their next call returns ErrClosed),
+// waits for commits in flight and background work, checkpoints and closes
+// the file. Later calls return ErrClosed.
+func (db *DB) Close() error { return db.e.Close() }
+
+// Begin starts a transaction bound to ctx, as database/sql's BeginTx:
+// cancelling ctx ends its lock waits with ctx.Err() and rolls it back.
+// opts nil means the DB's defaults. The caller must Commit or Rollback.
+func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
+	t, err := db.e.Begin(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{t: t}, nil
+}
+
+// Update runs fn in a read-write transaction and commits it, retrying
+// retryable errors (conflicts, deadlocks) with backoff per the retry policy.
+// An error or a panic in fn rolls back (the panic is re-raised); Commit and
+// Rollback inside fn return ErrTxManaged.
+func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error) error {
+	if fn == nil {
+		return db.e.Update(ctx, opts, nil)
+	}
+	return db.e.Update(ctx, opts, func(t *txn.Tx) error { return fn(&Tx{t: t}) })
+}
+
+// View runs fn in a read-only transaction that reads a consistent snapshot
+// and never validates or waits.
+func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
+	if fn == nil {
+		return db.e.View(ctx, nil)
+	}
+	return db.e.View(ctx, func(t *txn.Tx) error { return fn(&Tx{t: t}) })
+}
+
+// Get reads one key's latest committed value (ErrNotFound if absent).
+func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) { return db.e.Get(ctx, key) }
+
+// Put writes one key in its own durable transaction.
+func (db *DB) Put(ctx context.Context, key, value []byte) error { return db.e.Put(ctx, key, value) }
+
+// Delete removes one key in its own durable transaction.
+func (db *DB) Delete(ctx context.Context, key []byte) error { return db.e.Delete(ctx, key) }
+
+// CompareAndSwap sets key to new if its value is old (old nil: if absent;
+// new nil: delete), atomically, and reports whether it did.
+func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, error) {
+	return db.e.CompareAndSwap(ctx, key, old, new)
+}
+
+// Increment atomically adds delta to the 8-byte big-endian int64 counter at
+// key (absent: 0) and returns the new value.
+func (db *DB) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
+	return db.e.Increment(ctx, key, delta)
+}
+
+// Stats returns the contention and storage counters (like sql.DB.Stats).
+type Stats = txn.Stats
+
+// Stats returns the current counters.
+func (db *DB) Stats() Stats { return db.e.Stats() }
+
+// LockInfo is one holder or waiter of a lock, as Locks reports it.
+type LockInfo = lockmgr.LockInfo
+
+// WaitEdge is one "waiter waits for holder" step of a deadlock cycle.
+type WaitEdge = lockmgr.WaitEdge
+
+// KV is a key with its value and version.
+type KV = txn.KV
+
+// Locks returns every lock holder and waiter right now, like PostgreSQL's
+// pg_locks view.
+func (db *DB) Locks() []LockInfo { return db.e.Locks() }
+
+// WriteWaitForGraph writes the current wait-for graph as Graphviz DOT.
+func (db *DB) WriteWaitForGraph(w io.Writer) error { return db.e.LockManager().WriteDOT(w) }
+
+// LastDeadlock returns the most recent deadlock, like InnoDB's LATEST
+// DETECTED DEADLOCK, or nil.
+func (db *DB) LastDeadlock() *DeadlockError { return db.e.LastDeadlock() }
+
+// Checkpoint moves committed versions into the file's base and truncates the
+// log now, instead of waiting for the size thresholds.
+func (db *DB) Checkpoint() error { return db.e.Checkpoint() }

@@ -1,0 +1,46 @@
+package txkv
+
+import (
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/txn"
+	"github.com/txkv/txkv/wal"
+)
+
+// Every error txkv returns, re-exported from the package that defines it so
+// errors.Is works whichever layer produced it (as bbolt re-exports its
+// errors/ package). Messages start with "txkv: ".
+var (
+	ErrNotFound         = txn.ErrNotFound             // Get of an absent key
+	ErrConflict         = txn.ErrConflict             // optimistic validation failed; see *ConflictError
+	ErrVersionMismatch  = txn.ErrVersionMismatch      // PutIfVersion: the version changed; see *VersionMismatchError
+	ErrTxDone           = txn.ErrTxDone               // use after Commit or Rollback
+	ErrReadOnly         = txn.ErrReadOnly             // a write or lock in a read-only transaction
+	ErrInvalidKey       = txn.ErrInvalidKey           // nil, empty or over MaxKeySize
+	ErrValueTooLarge    = txn.ErrValueTooLarge        // over MaxValueSize
+	ErrTxManaged        = txn.ErrTxManaged            // Commit or Rollback inside Update or View
+	ErrInvalidOption    = txn.ErrInvalidOption        // Open or Begin with invalid options
+	ErrNotCounter       = txn.ErrNotCounter           // Increment of a key that is not an 8-byte counter
+	ErrDeadlock         = lockmgr.ErrDeadlock         // this transaction was a deadlock victim; see *DeadlockError
+	ErrLockTimeout      = lockmgr.ErrLockTimeout      // a lock wait outlasted the lock timeout
+	ErrLockNotAvailable = lockmgr.ErrLockNotAvailable // NOWAIT (or SKIP LOCKED on one key) found the lock taken
+	ErrClosed           = wal.ErrClosed               // the DB is closed
+	ErrCorrupt          = wal.ErrCorrupt              // the file is damaged; *wal.CorruptError names file and record
+	ErrLogFailed        = wal.ErrLogFailed            // a log write or fsync failed; the DB refuses writes
+	ErrCompacted        = wal.ErrCompacted            // Watch from a version no longer in the log
+)
+
+type (
+	// ConflictError names the key or range and the reason of a failed validation.
+	ConflictError = txn.ConflictError
+	// VersionMismatchError gives the expected and actual version of PutIfVersion.
+	VersionMismatchError = txn.VersionMismatchError
+	// DeadlockError names the victim and the cycle of waits it broke.
+	DeadlockError = lockmgr.DeadlockError
+	// CorruptError names the damaged file, bucket and record.
+	CorruptError = wal.CorruptError
+)
+
+// IsRetryable reports whether the whole transaction is worth retrying: a
+// conflict (ErrConflict) or a deadlock victim (ErrDeadlock). Update retries
+// these itself.
+func IsRetryable(err error) bool { return txn.IsRetryable(err) }

@@ -1,0 +1,93 @@
+package lockmgr
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/txkv/txkv/deadlock"
+)
+
+var (
+	// ErrLockNotAvailable is returned at once by NoWait and SkipLocked
+	// requests that cannot be granted now (SQL NOWAIT's 55P03).
+	ErrLockNotAvailable = errors.New("txkv: lock not available")
+	// ErrLockTimeout is returned when a blocked request's timeout expires.
+	ErrLockTimeout = errors.New("txkv: lock wait timeout")
+	// ErrDeadlock is matched by every *DeadlockError. It lives in deadlock/
+	// and is re-exported here.
+	ErrDeadlock = deadlock.ErrDeadlock
+	// ErrClosed is returned by Acquire after Close, and ends waits that are
+	// pending when Close is called.
+	ErrClosed = errors.New("txkv: lock manager closed")
+	// ErrInvalidRequest wraps every rejection of a malformed request (bad
+	// mode, policy or target).
+	ErrInvalidRequest = errors.New("txkv: invalid lock request")
+	// ErrAlreadyWaiting is returned when a transaction that is already
+	// blocked in one Acquire asks for another lock that must wait: a
+	// transaction waits for one thing at a time.
+	ErrAlreadyWaiting = errors.New("txkv: transaction is already waiting for a lock")
+)
+
+// WaitEdge is one edge of a wait-for cycle: Waiter waits for Holder on the
+// target, asking for Mode.
+type WaitEdge struct {
+	Waiter, Holder uint64
+	Key, End       []byte // the contended target; End nil and !Range: point key
+	Range          bool
+	Mode           Mode // the mode the waiter asked for
+	Soft           bool // Holder is an earlier queued waiter, not a holder
+}
+
+// String renders the edge for humans.
+func (e WaitEdge) String() string {
+	verb := "holds"
+	if e.Soft {
+		verb = "is queued ahead on"
+	}
+	return fmt.Sprintf("txn %d wants %s on %s, which txn %d %s",
+		e.Waiter, e.Mode, formatTarget(e.Key, e.End, e.Range), e.Holder, verb)
+}
+
+// DeadlockError is returned to the victim of a deadlock. Cycle lists the
+// wait-for edges of the cycle in order: Cycle[i].Holder == Cycle[i+1].Waiter
+// and the last edge leads back to the first waiter.
+type DeadlockError struct {
+	Victim uint64
+	Cycle  []WaitEdge
+	// Labels holds the labels (SetLabel) of the cycle's transactions that
+	// have one; nil when none do.
+	Labels map[uint64]string
+}
+
+// Error explains the cycle in one paragraph, for example:
+//
+//	txkv: deadlock detected: txn 1 wants exclusive on "b", held by txn 2;
+//	txn 2 wants exclusive on "a", held by txn 1; txn 2 was chosen as the victim
+func (e *DeadlockError) Error() string {
+	var b strings.Builder
+	b.WriteString("txkv: deadlock detected: ")
+	for i, ed := range e.Cycle {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		rel := "held by"
+		if ed.Soft {
+			rel = "queued behind"
+		}
+		fmt.Fprintf(&b, "%s wants %s on %s, %s %s",
+			e.txnName(ed.Waiter), ed.Mode, formatTarget(ed.Key, ed.End, ed.Range), rel, e.txnName(ed.Holder))
+	}
+	fmt.Fprintf(&b, "; %s was chosen as the victim", e.txnName(e.Victim))
+	return b.String()
+}
+
+func (e *DeadlockError) txnName(id uint64) string {
+	if l, ok := e.Labels[id]; ok && l != "" {
+		return fmt.Sprintf("txn %d (%q)", id, l)
+	}
+	return fmt.Sprintf("txn %d", id)
+}
+
+// Is makes errors.Is(err, ErrDeadlock) true.
+func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }

@@ -1,0 +1,168 @@
+package lockmgr
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// Mode is a lock mode.
+type Mode uint8
+
+const (
+	// Shared (S) is compatible with S: many readers.
+	Shared Mode = iota
+	// Exclusive (X) conflicts with everything: one writer.
+	Exclusive
+
+	numModes = 2
+)
+
+// conflictMatrix is the single source of truth for compatibility:
+//
+//	          requested
+//	        +-----+-----+
+//	held    |  S  |  X  |
+//	+-------+-----+-----+
+//	|   S   |  ok |  ✗  |
+//	|   X   |  ✗  |  ✗  |
+//	+-------+-----+-----+
+//
+// It is symmetric, as every lock matrix in Gray & Reuter is.
+var conflictMatrix = [numModes][numModes]bool{
+	Shared:    {Shared: false, Exclusive: true},
+	Exclusive: {Shared: true, Exclusive: true},
+}
+
+// Conflicts reports whether a lock held in mode held by one transaction
+// prevents another transaction from being granted requested. Unknown modes
+// conflict with everything.
+func Conflicts(held, requested Mode) bool {
+	if held >= numModes || requested >= numModes {
+		return true
+	}
+	return conflictMatrix[held][requested]
+}
+
+// covers reports whether holding m makes a request for r redundant: every
+// mode r conflicts with, m conflicts with too (X covers S and X; S covers S).
+func (m Mode) covers(r Mode) bool {
+	for o := Mode(0); o < numModes; o++ {
+		if Conflicts(r, o) && !Conflicts(m, o) {
+			return false
+		}
+	}
+	return m < numModes && r < numModes
+}
+
+// String returns "shared" or "exclusive".
+func (m Mode) String() string {
+	switch m {
+	case Shared:
+		return "shared"
+	case Exclusive:
+		return "exclusive"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// short returns "S" or "X" for traces and graphs.
+func (m Mode) short() string {
+	switch m {
+	case Shared:
+		return "S"
+	case Exclusive:
+		return "X"
+	}
+	return m.String()
+}
+
+// WaitPolicy says what a request does when it cannot be granted at once.
+type WaitPolicy uint8
+
+const (
+	// Block queues the request FIFO and waits for a grant, the timeout, the
+	// context, a deadlock or Close.
+	Block WaitPolicy = iota
+	// NoWait fails at once with ErrLockNotAvailable (SQL NOWAIT). The request
+	// is never enqueued and adds no wait-for edge.
+	NoWait
+	// SkipLocked is the same "try" used by scans with SKIP LOCKED: the caller
+	// skips the key on ErrLockNotAvailable. Counted apart in Stats.
+	SkipLocked
+)
+
+// String returns "block", "nowait" or "skiplocked".
+func (p WaitPolicy) String() string {
+	switch p {
+	case Block:
+		return "block"
+	case NoWait:
+		return "nowait"
+	case SkipLocked:
+		return "skiplocked"
+	}
+	return "WaitPolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Target is a point key or a key range [Key, End).
+type Target struct {
+	Key   []byte // point key, or range start (nil/empty: from the first key)
+	End   []byte // range end, exclusive (nil with Range: to the last key); nil for points
+	Range bool
+}
+
+// Point returns the target for one key.
+func Point(key []byte) Target { return Target{Key: key} }
+
+// Span returns the target for the keys in [start, end); nil end means no
+// upper bound, nil start means from the first key.
+func Span(start, end []byte) Target { return Target{Key: start, End: end, Range: true} }
+
+// String renders a point as its quoted key and a range as ["a","c").
+func (t Target) String() string { return formatTarget(t.Key, t.End, t.Range) }
+
+func formatTarget(key, end []byte, isRange bool) string {
+	if !isRange {
+		return strconv.Quote(string(key))
+	}
+	e := "+inf"
+	if end != nil {
+		e = strconv.Quote(string(end))
+	}
+	return "[" + strconv.Quote(string(key)) + "," + e + ")"
+}
+
+func (t Target) validate() error {
+	if !t.Range {
+		if t.End != nil {
+			return fmt.Errorf("%w: point target with an End (use Span for ranges)", ErrInvalidRequest)
+		}
+		return nil
+	}
+	if t.End != nil && bytes.Compare(t.Key, t.End) >= 0 {
+		return fmt.Errorf("%w: empty range %s", ErrInvalidRequest, t)
+	}
+	return nil
+}
+
+// inRange reports whether key lies in [start, end); nil end is unbounded.
+func inRange(key, start, end []byte) bool {
+	return bytes.Compare(key, start) >= 0 && (end == nil || bytes.Compare(key, end) < 0)
+}
+
+// overlaps reports whether [s1,e1) and [s2,e2) share a key.
+func overlaps(s1, e1, s2, e2 []byte) bool {
+	return (e2 == nil || bytes.Compare(s1, e2) < 0) && (e1 == nil || bytes.Compare(s2, e1) < 0)
+}
+
+// contains reports whether [s1,e1) includes all of [s2,e2).
+func contains(s1, e1, s2, e2 []byte) bool {
+	if bytes.Compare(s1, s2) > 0 {
+		return false
+	}
+	if e1 == nil {
+		return true
+	}
+	return e2 != nil && bytes.Compare(e2, e1) <= 0
+}

@@ -1,0 +1,5 @@
+package lockmgr
+
+import "runtime"
+
+func runtimeYield() { runtime.Gosched() }

@@ -1,0 +1,195 @@
+package mvcc
+
+import (
+	"iter"
+	"math"
+)
+
+// GCWatermark returns min(oldest open snapshot's ts, ReadTS()). No open or future snapshot can
+// read below it, and it never decreases. A checkpoint must be taken at upTo <= GCWatermark().
+func (s *Store) GCWatermark() uint64 {
+	s.reg.Lock()
+	defer s.reg.Unlock()
+	return s.gcWatermarkLocked()
+}
+
+// gcWatermarkLocked: caller holds reg (which also orders it against Snapshot registration).
+func (s *Store) gcWatermarkLocked() uint64 {
+	wm := s.readTS.Load()
+	for ts := range s.reg.snaps {
+		wm = min(wm, ts)
+	}
+	return wm
+}
+
+// GC drops the memtable versions no reader can see and returns how many it dropped. For each
+// key it keeps every version > GCWatermark plus the newest version <= it, except that:
+//   - versions <= the flushed level (Flushed, once its old readers closed) go: Base holds them;
+//   - over an EmptyBase, a tombstone that is the newest version <= the watermark goes (with any
+//     older version), and a key left without versions leaves the memtable: falling through to
+//     an empty base reads "not found", exactly what the tombstone said.
+//
+// Over a real Base a tombstone stays until a checkpoint has deleted the key from Base.
+func (s *Store) GC() (dropped int) {
+	s.reg.Lock()
+	s.releaseFlushesLocked()
+	s.reg.Unlock()
+	return s.collect()
+}
+
+// Flushed tells the store that Base now holds everything <= upTo (the newest version <= upTo
+// of every key, deletions applied). Versions <= upTo may then leave the memtable — but only
+// after every reader that pinned an epoch before this call has closed: such a reader may have
+// read Base before the checkpoint and may still look for the version in the memtable. Flushed
+// does not wait for them: the removal runs now if no such reader is open, otherwise when the
+// last one closes (or on a later GC or Flushed call).
+func (s *Store) Flushed(upTo uint64) {
+	s.reg.Lock()
+	s.reg.pending = append(s.reg.pending, flushReq{upTo: upTo, epoch: s.reg.epoch})
+	s.reg.epoch++ // readers from now on read Base only after it holds upTo
+	ready := s.releaseFlushesLocked()
+	s.reg.Unlock()
+	if ready {
+		s.collect()
+	}
+}
+
+// releaseFlushesLocked raises safeUpTo past every pending flush whose epoch has no open reader
+// left, and reports whether it did. Caller holds reg.
+func (s *Store) releaseFlushesLocked() bool {
+	if len(s.reg.pending) == 0 {
+		return false
+	}
+	oldest := uint64(math.MaxUint64) // oldest pinned epoch
+	for e := range s.reg.pins {
+		oldest = min(oldest, e)
+	}
+	advanced := false
+	for len(s.reg.pending) > 0 && s.reg.pending[0].epoch < oldest {
+		if up := s.reg.pending[0].upTo; up > s.safeUpTo.Load() {
+			s.safeUpTo.Store(up)
+			advanced = true
+		}
+		s.reg.pending = s.reg.pending[1:]
+	}
+	if len(s.reg.pending) == 0 {
+		s.reg.pending = nil
+	}
+	return advanced
+}
+
+// collect runs one GC pass over the memtable with the current watermark and flushed level.
+func (s *Store) collect() int {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	wm := s.GCWatermark()
+	safe := min(s.safeUpTo.Load(), wm)
+	dropped := 0
+	var empty [][]byte
+	var after []byte
+	for {
+		// Chains are edited under the read lock: readers tolerate it (atomic pointers, and only
+		// versions no reader can need are unlinked); installs are excluded by the lock, other
+		// passes by gcMu.
+		s.mem.RLock()
+		n, last := s.ascendAfterLocked(nil, after, nil, s.opts.GCChunk, func(e memEntry) {
+			d, gone := s.trim(e.c, wm, safe)
+			dropped += d
+			if gone {
+				empty = append(empty, e.key)
+			}
+		})
+		s.mem.RUnlock()
+		if n < s.opts.GCChunk {
+			break
+		}
+		after = last
+	}
+	s.removeEmpty(empty)
+	return dropped
+}
+
+// trim cuts c after the last version a reader may need and reports how many versions it
+// dropped and whether the chain is now empty. Caller holds gcMu and mem (read).
+func (s *Store) trim(c *chain, wm, safe uint64) (dropped int, empty bool) {
+	var prev *version // last kept version
+	cur := c.head.Load()
+	for cur != nil {
+		if cur.ts <= safe {
+			break // Base holds it (or a newer one <= safe): drop it and everything older
+		}
+		if cur.ts <= wm {
+			// cur is the newest version <= wm: readers stop here.
+			if cur.tomb && s.emptyBase {
+				break // "not found" either way
+			}
+			prev, cur = cur, cur.next.Load()
+			break
+		}
+		prev, cur = cur, cur.next.Load()
+	}
+	if cur == nil {
+		return 0, false
+	}
+	var bytes int64
+	for v := cur; v != nil; v = v.next.Load() {
+		dropped++
+		bytes += int64(len(v.value)) + versionOverhead
+	}
+	if prev == nil {
+		c.head.Store(nil)
+		empty = true
+	} else {
+		prev.next.Store(nil)
+	}
+	s.versions.Add(-int64(dropped))
+	s.memBytes.Add(-bytes)
+	return dropped, empty
+}
+
+// removeEmpty deletes keys whose chain GC emptied, unless an install refilled them meanwhile.
+func (s *Store) removeEmpty(keys [][]byte) {
+	for len(keys) > 0 {
+		n := min(len(keys), s.opts.GCChunk)
+		s.mem.Lock()
+		for _, k := range keys[:n] {
+			e, ok := s.mem.tree.Get(memEntry{key: k})
+			if ok && e.c.head.Load() == nil {
+				s.mem.tree.Delete(e)
+				s.memBytes.Add(-int64(len(e.key)) - keyOverhead)
+			}
+		}
+		s.mem.Unlock()
+		keys = keys[n:]
+	}
+}
+
+// CheckpointEntries yields, in key order, for each memtable key with a version <= upTo, the
+// newest such version (Delete for a tombstone): what Base must hold after a checkpoint at
+// upTo. upTo must be <= GCWatermark(). The memtable is read in chunks, never locked while
+// yield runs; entries' slices are immutable and may be retained.
+func (s *Store) CheckpointEntries(upTo uint64) iter.Seq[Entry] {
+	return func(yield func(Entry) bool) {
+		var buf []Entry
+		var after []byte
+		for {
+			buf = buf[:0]
+			s.mem.RLock()
+			n, last := s.ascendAfterLocked(nil, after, nil, s.opts.GCChunk, func(e memEntry) {
+				if v := e.c.visible(upTo); v != nil {
+					buf = append(buf, Entry{Key: e.key, Value: v.value, Version: v.ts, Delete: v.tomb})
+				}
+			})
+			s.mem.RUnlock()
+			for _, e := range buf {
+				if !yield(e) {
+					return
+				}
+			}
+			if n < s.opts.GCChunk {
+				return
+			}
+			after = last
+		}
+	}
+}

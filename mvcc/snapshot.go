@@ -1,0 +1,106 @@
+package mvcc
+
+import "sync/atomic"
+
+// Snapshot is a reader: it sees, for every key, the newest version <= TS(). It pins the epoch
+// that was current when it was taken, so versions that a checkpoint moves to Base stay in the
+// memtable until it closes. Use it from one goroutine at a time; Close it when done.
+type Snapshot struct {
+	s      *Store
+	ts     uint64
+	epoch  uint64
+	latest bool
+	closed atomic.Bool
+}
+
+// Snapshot registers a reader at ts = ReadTS() and pins the current epoch. Registration and
+// the choice of ts are atomic with respect to GCWatermark, so the GC watermark can never pass
+// an open snapshot (invariant 2).
+func (s *Store) Snapshot() *Snapshot {
+	s.reg.Lock()
+	ts := s.readTS.Load()
+	s.reg.snaps[ts]++
+	s.reg.nsnaps++
+	e := s.pinLocked()
+	s.reg.Unlock()
+	return &Snapshot{s: s, ts: ts, epoch: e}
+}
+
+// Latest returns a reader that sees the newest installed version of each key — for strict 2PL
+// reads made under locks, where no other writer can touch the key. It pins an epoch but does
+// not hold back GC; TS() is math.MaxUint64.
+func (s *Store) Latest() *Snapshot {
+	s.reg.Lock()
+	e := s.pinLocked()
+	s.reg.Unlock()
+	return &Snapshot{s: s, ts: maxTS, epoch: e, latest: true}
+}
+
+// pinLocked pins the current epoch for a new reader. Caller holds reg.
+func (s *Store) pinLocked() uint64 {
+	e := s.reg.epoch
+	s.reg.pins[e]++
+	s.reg.npins++
+	return e
+}
+
+// TS returns the snapshot's read timestamp (math.MaxUint64 for Latest).
+func (sn *Snapshot) TS() uint64 { return sn.ts }
+
+// Close unregisters the snapshot and unpins its epoch. It is idempotent. If it was the last
+// reader holding back a Flushed removal, Close performs that removal (one pass over the
+// memtable) before returning.
+func (sn *Snapshot) Close() {
+	if !sn.closed.CompareAndSwap(false, true) {
+		return
+	}
+	s := sn.s
+	s.reg.Lock()
+	if !sn.latest {
+		if s.reg.snaps[sn.ts]--; s.reg.snaps[sn.ts] == 0 {
+			delete(s.reg.snaps, sn.ts)
+		}
+		s.reg.nsnaps--
+	}
+	if s.reg.pins[sn.epoch]--; s.reg.pins[sn.epoch] == 0 {
+		delete(s.reg.pins, sn.epoch)
+	}
+	s.reg.npins--
+	ready := s.releaseFlushesLocked()
+	s.reg.Unlock()
+	if ready {
+		s.collect()
+	}
+}
+
+// Get returns the newest version of key <= TS(). A tombstone, or no version at all, gives
+// ok=false and version 0. The memtable is consulted first; a key with no visible version there
+// falls through to Base. The returned value must not be modified.
+func (sn *Snapshot) Get(key []byte) (value []byte, version uint64, ok bool, err error) {
+	if sn.closed.Load() {
+		return nil, 0, false, ErrSnapshotClosed
+	}
+	s := sn.s
+	if c := s.lookup(key); c != nil {
+		if v := c.visible(sn.ts); v != nil {
+			if v.tomb {
+				return nil, 0, false, nil
+			}
+			return v.value, v.ts, true, nil
+		}
+	}
+	if s.emptyBase {
+		return nil, 0, false, nil
+	}
+	value, version, ok, err = s.base.Get(key)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if !ok {
+		return nil, 0, false, nil
+	}
+	if version > sn.ts {
+		return nil, 0, false, ErrSnapshotTooOld
+	}
+	return value, version, true, nil
+}

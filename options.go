@@ -1,0 +1,133 @@
+package txkv
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/txkv/txkv/deadlock"
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/txn"
+	"github.com/txkv/txkv/wal"
+)
+
+// Strategy is how a transaction controls concurrency; see the package doc.
+type Strategy = txn.Strategy
+
+// The strategies. StrategyDefault (the zero value) means the DB's default.
+const (
+	StrategyDefault = txn.StrategyDefault
+	Pessimistic     = txn.Pessimistic // strict two-phase locking
+	Optimistic      = txn.Optimistic  // snapshot reads, validation at commit
+	Hybrid          = txn.Hybrid      // optimistic first, pessimistic retry
+	Adaptive        = txn.Adaptive    // optimistic, locking hot keys (MOCC)
+)
+
+// Isolation is a transaction's isolation level.
+type Isolation = txn.Isolation
+
+// The isolation levels. IsolationDefault (the zero value) means the DB's default.
+const (
+	IsolationDefault = txn.IsolationDefault
+	Serializable     = txn.Serializable // the default: no anomalies
+	Snapshot         = txn.Snapshot     // snapshot isolation: write skew possible
+)
+
+// LockMode is the mode of a lock: Shared or Exclusive.
+type LockMode = lockmgr.Mode
+
+// The lock modes: S/S compatible, every other pair conflicts.
+const (
+	Shared    = lockmgr.Shared
+	Exclusive = lockmgr.Exclusive
+)
+
+// SyncMode says whether a commit waits for fsync.
+type SyncMode = wal.SyncMode
+
+// The sync modes.
+const (
+	SyncAlways = wal.SyncAlways // default: a commit returns once its batch is fsynced
+	SyncNone   = wal.SyncNone   // survive a process crash, not an OS crash
+)
+
+// DeadlockMode says when the wait-for graph is searched for cycles.
+type DeadlockMode = deadlock.Mode
+
+// The deadlock detection modes.
+const (
+	DeadlockImmediate = deadlock.Immediate // search when a request must wait (InnoDB)
+	DeadlockPeriodic  = deadlock.Periodic  // a background sweep every DeadlockInterval (PostgreSQL)
+	DeadlockOff       = deadlock.Off       // lock timeouts only (innodb_deadlock_detect=OFF)
+)
+
+// RetryPolicy says how Update retries: exponential backoff with full jitter.
+type RetryPolicy = txn.RetryPolicy
+
+// TxOptions are per-transaction options; zero fields inherit the DB's.
+type TxOptions = txn.TxOptions
+
+// LockOption changes how an explicit lock request waits.
+type LockOption = txn.LockOption
+
+// NoWait: fail at once with ErrLockNotAvailable; never queue (SELECT … NOWAIT).
+func NoWait() LockOption { return txn.NoWait() }
+
+// SkipLocked: ScanForUpdate skips rows whose lock is not free now (SELECT … SKIP LOCKED).
+func SkipLocked() LockOption { return txn.SkipLocked() }
+
+// WaitTimeout bounds one request's wait (ErrLockTimeout); negative waits forever.
+func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
+
+// AdaptiveNever is the AdaptiveThreshold that never locks at read time: pure OCC.
+const AdaptiveNever = txn.AdaptiveNever
+
+// Options configure a DB. A nil *Options means DefaultOptions(); Open copies
+// and validates the options, and fills zero fields with their defaults
+// (except AdaptiveThreshold, whose zero is meaningful: start from
+// DefaultOptions() when you set Options for the Adaptive strategy).
+type Options struct {
+	Strategy          Strategy      // default Optimistic
+	Isolation         Isolation     // default Serializable
+	LockTimeout       time.Duration // default 5s; negative: wait forever
+	DeadlockDetection DeadlockMode  // default DeadlockImmediate
+	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
+	// AdaptiveThreshold is the key temperature at which Adaptive locks at
+	// read time: 0 locks every read (pure 2PL), AdaptiveNever none (pure OCC).
+	AdaptiveThreshold int
+	Sync              SyncMode     // default SyncAlways
+	Retry             *RetryPolicy // Update's default; nil: 10 attempts, 50µs..10ms full jitter
+	CheckpointBytes   int64        // checkpoint when the log exceeds this; default 64 MiB
+	MemtableBytes     int64        // checkpoint when the memtable exceeds this; default 256 MiB
+	MaxKeySize        int          // default and maximum 32 KiB (bbolt's key limit)
+	MaxValueSize      int          // default 16 MiB
+	Logger            *slog.Logger // default: discard
+
+	// BeforeLogCommit, if set, runs inside every log batch's bbolt
+	// transaction just before it commits; an error fails the batch as a
+	// failed fsync would. A fault-injection seam for tests.
+	BeforeLogCommit func() error
+}
+
+// DefaultOptions returns the defaults, ready to modify.
+func DefaultOptions() *Options {
+	return &Options{AdaptiveThreshold: txn.DefaultAdaptiveThreshold}
+}
+
+func (o *Options) config() (txn.Config, error) {
+	if o == nil {
+		o = DefaultOptions()
+	}
+	c := txn.Config{
+		Strategy: o.Strategy, Isolation: o.Isolation, LockTimeout: o.LockTimeout,
+		DeadlockMode: o.DeadlockDetection, DeadlockInterval: o.DeadlockInterval,
+		AdaptiveThreshold: o.AdaptiveThreshold, Sync: o.Sync,
+		CheckpointBytes: o.CheckpointBytes, MemtableBytes: o.MemtableBytes,
+		MaxKeySize: o.MaxKeySize, MaxValueSize: o.MaxValueSize, Logger: o.Logger,
+		BeforeLogCommit: o.BeforeLogCommit,
+	}
+	if o.Retry != nil {
+		c.Retry = *o.Retry
+	}
+	c.EnsureDefaults()
+	return c, c.Validate()
+}

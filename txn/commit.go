@@ -1,0 +1,154 @@
+package txn
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
+	"github.com/txkv/txkv/wal"
+)
+
+// Commit makes the transaction's writes durable and visible, following the
+// one protocol every strategy shares (DESIGN §3):
+//
+//  1. lock the write set exclusively, in key order;
+//  2. take the commit timestamp (the serialization point);
+//  3. validate optimistic reads and scanned ranges;
+//  4. append the commit record to the log and wait until it is durable;
+//  5. install the versions at ts and mark ts done;
+//  6. release every lock.
+//
+// On any error the transaction is rolled back. Commit returns after its
+// writes are visible to every transaction that begins afterwards.
+func (tx *Tx) Commit() error {
+	if tx.managed {
+		return ErrTxManaged
+	}
+	return tx.commit()
+}
+
+func (tx *Tx) commit() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if tx.writes.Len() == 0 {
+		// A transaction without writes read a consistent snapshot (or held
+		// its locks): it is serializable as it stands, nothing to validate.
+		tx.finishLocked(true)
+		return nil
+	}
+	if err := tx.db.writable(); err != nil {
+		return tx.failLocked(err)
+	}
+	writes := tx.writes.Writes()
+	if err := tx.lockWriteSetLocked(writes); err != nil {
+		return tx.failLocked(err)
+	}
+	ts := tx.db.store.Next()
+	if err := tx.validateLocked(writes); err != nil {
+		tx.db.store.Done(ts)
+		tx.db.stats.conflicts.Add(1)
+		return tx.failLocked(err)
+	}
+	if err := tx.db.appendLog(ts, tx.id, writes); err != nil {
+		tx.db.store.Done(ts)
+		return tx.failLocked(err)
+	}
+	tx.db.store.Install(ts, writes)
+	tx.db.store.Done(ts)
+	tx.finishLocked(true)
+	// Read-your-writes: wait until every earlier commit is done too, so a
+	// transaction begun after Commit returns sees this one. The commit is
+	// durable already; cancellation must not turn it into a failure.
+	_ = tx.db.store.WaitVisible(context.Background(), ts)
+	tx.db.ckpt.maybeKick()
+	return nil
+}
+
+// lockWriteSetLocked is step 1: exclusive locks on the written keys, in key
+// order (writes are sorted), so two committers never deadlock on each other's
+// write sets. Strict 2PL holds them already and the calls return at once.
+func (tx *Tx) lockWriteSetLocked(writes []mvcc.Write) error {
+	for i := range writes {
+		err := tx.lockLocked(lockmgr.Point(writes[i].Key), lockmgr.Exclusive, lockmgr.Block, tx.timeout)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateLocked is step 3. Optimistic Serializable: every read is still the
+// newest committed version and no other transaction holds it exclusively
+// (that one may have a smaller commit timestamp and not be installed yet —
+// Silo's check); every scanned range gained no version and holds no foreign
+// exclusive lock. Snapshot isolation checks only the write set
+// (first-committer-wins). Strict 2PL needs nothing: its locks did the work.
+func (tx *Tx) validateLocked(writes []mvcc.Write) error {
+	if tx.strategy == Pessimistic && tx.iso == Serializable {
+		return nil
+	}
+	if tx.iso == Snapshot {
+		return tx.validateWritesLocked(writes)
+	}
+	if err := tx.validateReadsLocked(); err != nil {
+		return err
+	}
+	return tx.validateRangesLocked()
+}
+
+func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
+	snap := tx.rd.TS()
+	for i := range writes {
+		if tx.db.store.HasNewer(writes[i].Key, snap) {
+			return tx.conflict(writes[i].Key, ReasonWriteChanged)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) validateReadsLocked() error {
+	snap := tx.rd.TS()
+	for _, k := range tx.reads {
+		if tx.db.store.HasNewer(k, snap) {
+			return tx.conflict(k, ReasonReadChanged)
+		}
+		if tx.db.locks.HeldByOther(tx.id, k, lockmgr.Shared) {
+			return tx.conflict(k, ReasonReadLocked)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) validateRangesLocked() error {
+	snap := tx.rd.TS()
+	for _, r := range tx.ranges {
+		if tx.db.store.HasNewerInRange(r.start, r.end, snap) {
+			return tx.rangeConflict(r, ReasonRangeChanged)
+		}
+		if tx.db.locks.RangeHeldByOther(tx.id, r.start, r.end, lockmgr.Shared) {
+			return tx.rangeConflict(r, ReasonRangeLocked)
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) conflict(key []byte, reason string) error {
+	return &ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: reason}
+}
+
+func (tx *Tx) rangeConflict(r keyRange, reason string) error {
+	return &ConflictError{TxID: tx.id, Key: r.start, End: r.end, Range: true, Reason: reason}
+}
+
+// appendLog is step 4: the record goes to the group-committed log and
+// returns once durable. In-memory databases have no log.
+func (db *DB) appendLog(ts, id uint64, writes []mvcc.Write) error {
+	if db.log == nil {
+		return nil
+	}
+	return db.log.Append(&wal.Record{TS: ts, TxnID: id, Ops: writesToOps(writes)})
+}

@@ -1,0 +1,257 @@
+package txn
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
+	"github.com/txkv/txkv/wal"
+)
+
+// DB is the transaction engine: it owns the log, the versioned store and the
+// lock table, and runs the commit protocol over them.
+//
+// Lock order: DB.mu > Tx.mu is never taken in that direction; a Tx takes
+// Tx.mu, then (briefly) DB.mu to unregister itself. Close takes DB.mu only to
+// collect the active transactions and cancels them after releasing it.
+type DB struct {
+	cfg   Config
+	log   *wal.Log // nil for an in-memory database
+	store *mvcc.Store
+	locks *lockmgr.Manager
+	stats counters
+
+	nextID       atomic.Uint64
+	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
+
+	// mu protects the closed flag and the set of running transactions.
+	mu struct {
+		sync.Mutex
+		closed bool
+		active map[*Tx]struct{}
+	}
+	running sync.WaitGroup // one count per transaction not yet finished
+
+	ckpt checkpointer
+}
+
+// Open opens (or creates) the database at path; "" is an in-memory database
+// whose contents are lost at Close. cfg must have been defaulted and
+// validated.
+func Open(path string, cfg Config) (*DB, error) {
+	db := &DB{cfg: cfg}
+	db.mu.active = make(map[*Tx]struct{})
+	if err := db.openStorage(path); err != nil {
+		return nil, err
+	}
+	db.locks = lockmgr.New(&lockmgr.Options{
+		Detection:  cfg.DeadlockMode,
+		Interval:   cfg.DeadlockInterval,
+		OnDeadlock: db.noteDeadlock,
+	})
+	db.ckpt.start(db)
+	return db, nil
+}
+
+// openStorage opens the log (if any), builds the store and replays the log
+// records after the last checkpoint into it.
+func (db *DB) openStorage(path string) error {
+	if path == "" {
+		db.store = mvcc.NewStore(mvcc.EmptyBase{}, 0, nil)
+		return nil
+	}
+	log, err := wal.Open(path, &wal.Options{
+		Sync:         db.cfg.Sync,
+		Logger:       db.cfg.Logger,
+		BeforeCommit: db.cfg.BeforeLogCommit,
+	})
+	if err != nil {
+		return err
+	}
+	db.log = log
+	db.store = mvcc.NewStore(log, log.CheckpointTS(), nil)
+	start := time.Now()
+	last, err := log.Replay(func(r *wal.Record) error {
+		db.store.Replay(r.TS, opsToWrites(r.Ops))
+		return nil
+	})
+	if err != nil {
+		_ = log.Close()
+		return err
+	}
+	db.cfg.Logger.Info("txkv: recovered", "path", path, "checkpoint_ts", log.CheckpointTS(),
+		"last_ts", last, "took", time.Since(start))
+	return nil
+}
+
+func opsToWrites(ops []wal.Op) []mvcc.Write {
+	ws := make([]mvcc.Write, len(ops))
+	for i, op := range ops {
+		ws[i] = mvcc.Write{Key: op.Key, Value: op.Value, Delete: op.Delete}
+	}
+	return ws
+}
+
+func writesToOps(ws []mvcc.Write) []wal.Op {
+	ops := make([]wal.Op, len(ws))
+	for i, w := range ws {
+		ops[i] = wal.Op{Key: w.Key, Value: w.Value, Delete: w.Delete}
+	}
+	return ops
+}
+
+func (db *DB) noteDeadlock(e *lockmgr.DeadlockError) {
+	db.stats.deadlocks.Add(1)
+	db.lastDeadlock.Store(e)
+}
+
+// Config returns the configuration the database runs with.
+func (db *DB) Config() Config { return db.cfg }
+
+// LastDeadlock returns the most recent deadlock report, or nil.
+func (db *DB) LastDeadlock() *lockmgr.DeadlockError { return db.lastDeadlock.Load() }
+
+// Locks returns every lock holder and waiter right now (PostgreSQL's pg_locks).
+func (db *DB) Locks() []lockmgr.LockInfo { return db.locks.Locks() }
+
+// LockManager exposes the lock table (for introspection such as WriteDOT).
+func (db *DB) LockManager() *lockmgr.Manager { return db.locks }
+
+// Close rolls back the transactions still running (their next call returns
+// wal.ErrClosed), waits for commits in flight, checkpoints, and closes the log.
+// Later calls return wal.ErrClosed.
+func (db *DB) Close() error { return db.close(true) }
+
+// CloseWithoutCheckpoint closes like Close but skips the final checkpoint,
+// leaving the log as a crash would: recovery tests and benchmarks use it.
+func (db *DB) CloseWithoutCheckpoint() error { return db.close(false) }
+
+func (db *DB) close(checkpoint bool) error {
+	db.mu.Lock()
+	if db.mu.closed {
+		db.mu.Unlock()
+		return wal.ErrClosed
+	}
+	db.mu.closed = true
+	active := make([]*Tx, 0, len(db.mu.active))
+	for tx := range db.mu.active {
+		active = append(active, tx)
+	}
+	db.mu.Unlock()
+	for _, tx := range active {
+		tx.cancel(wal.ErrClosed)
+	}
+	db.running.Wait()
+	db.ckpt.stop()
+	var err error
+	if checkpoint {
+		err = db.finalCheckpoint()
+	}
+	db.locks.Close()
+	if db.log != nil {
+		if cerr := db.log.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// register adds tx to the running set, or fails if the DB is closed.
+func (db *DB) register(tx *Tx) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return wal.ErrClosed
+	}
+	db.mu.active[tx] = struct{}{}
+	db.running.Add(1)
+	return nil
+}
+
+func (db *DB) unregister(tx *Tx) {
+	db.mu.Lock()
+	delete(db.mu.active, tx)
+	db.mu.Unlock()
+	db.running.Done()
+}
+
+// writable reports why the database refuses writes, if it does.
+func (db *DB) writable() error {
+	if db.log == nil {
+		return nil
+	}
+	return db.log.Failed()
+}
+
+// checkKey and checkValue enforce the size limits (ErrInvalidKey, ErrValueTooLarge).
+func (db *DB) checkKey(key []byte) error {
+	switch {
+	case key == nil:
+		return fmt.Errorf("%w: key is nil", ErrInvalidKey)
+	case len(key) == 0:
+		return fmt.Errorf("%w: key is empty", ErrInvalidKey)
+	case len(key) > db.cfg.MaxKeySize:
+		return fmt.Errorf("%w: key of %d bytes exceeds MaxKeySize %d", ErrInvalidKey, len(key), db.cfg.MaxKeySize)
+	}
+	return nil
+}
+
+func (db *DB) checkValue(value []byte) error {
+	if len(value) > db.cfg.MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes exceeds MaxValueSize %d", ErrValueTooLarge, len(value), db.cfg.MaxValueSize)
+	}
+	return nil
+}
+
+// lockTimeout resolves a transaction's lock timeout: 0 inherits the DB's;
+// negative waits forever, which lockmgr spells as 0.
+func (db *DB) lockTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		d = db.cfg.LockTimeout
+	}
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// Get reads the newest committed value of key at the read watermark without
+// a transaction object (a one-key read-only transaction).
+func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := db.checkKey(key); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if db.isClosed() {
+		return nil, wal.ErrClosed
+	}
+	sn := db.store.Snapshot()
+	defer sn.Close()
+	v, _, ok, err := sn.Get(key)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, ErrNotFound
+	}
+	return cloneBytes(v), nil
+}
+
+func (db *DB) isClosed() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.mu.closed
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}

@@ -1,0 +1,74 @@
+// Package txn is txkv's transaction engine: the transaction lifecycle, the
+// strategies, the one commit protocol they share, Update's retries, the
+// single-key operations and checkpoint orchestration. It wires together the
+// lock table (lockmgr), the versioned store (mvcc) and the log (wal).
+//
+// # The commit protocol
+//
+// Every transaction, whatever its strategy, commits the same way. That is
+// what lets a pessimistic and an optimistic transaction touch the same keys
+// safely: each sees the other's locks and versions.
+//
+//	Tx.Commit
+//	│
+//	├─1─ lock the write set X, in key order   (lockmgr; waits obey timeout,
+//	│                                           ctx and deadlock detection)
+//	├─2─ ts = oracle.Next()                   ◀── the serialization point
+//	├─3─ validate (optimistic reads only):
+//	│      Serializable: every key read has no version newer than the
+//	│        snapshot and is not X-locked by another tx; every scanned
+//	│        range likewise (phantoms)
+//	│      Snapshot: no written key has a version newer than the snapshot
+//	│      failure ─▶ Done(ts) as aborted, release, *ConflictError
+//	├─4─ wal.Append({ts, id, ops}) ─▶ group commit ─▶ durable
+//	├─5─ mvcc.Install(ts, writes); Done(ts) ─▶ read watermark advances
+//	├─6─ release every lock ─▶ waiters granted in queue order
+//	└─── wait until the watermark reaches ts (read-your-writes)
+//
+// Why the order (Silo, SOSP 2013, §4.2): the write locks are taken before
+// the timestamp, so any transaction with a smaller timestamp that wrote a key
+// we read either is already installed (we see its newer version) or still
+// holds its X lock (we see the lock). Either way validation catches it, and
+// the history is equivalent to the serial order of commit timestamps.
+// Versions are installed before locks are released, so a strict-2PL reader
+// that gets a lock always reads the newest version.
+//
+// # Strategies and isolation (DESIGN §3)
+//
+//	             Serializable                          Snapshot
+//	Pessimistic  Get: S lock, latest version           snapshot reads, no read locks
+//	             Put/Delete: X lock at call time        X lock at call time; a key
+//	             Scan: range S lock (no phantoms)       changed since the snapshot:
+//	             commit: no validation                  ErrConflict (first updater wins)
+//	Optimistic   snapshot reads, recorded; buffered    as Serializable, but commit checks
+//	             writes; commit validates reads and     only the write set (first
+//	             ranges                                 committer wins; write skew possible)
+//	Hybrid       attempt 1 optimistic; after a conflict the retry runs pessimistically
+//	             and first locks, in key order, the keys attempt 1 read (S) and wrote (X)
+//
+// Explicit locks (GetForShare, GetForUpdate, ScanForUpdate, LockRange,
+// LockKeys) are real locks under every strategy. A key read under a lock
+// needs no validation: under Serializable it is read at its latest version,
+// and the lock keeps it so until commit.
+//
+// Read-only transactions read at the read watermark — a prefix of the serial
+// order of commit timestamps — and never validate or wait.
+//
+// # Errors that end a transaction
+//
+// A conflict, a deadlock (this transaction was the victim), a cancelled
+// context, a closed DB and a failed log write roll the transaction back.
+// NOWAIT refusals and lock timeouts fail only the request: the transaction
+// keeps its other locks and stays usable (InnoDB's default), so the caller
+// can try something else or roll back.
+//
+// # References
+//
+// Kung & Robinson, "On Optimistic Methods for Concurrency Control", TODS 1981;
+// Tu et al., "Speedy Transactions in Multicore In-Memory Databases" (Silo),
+// SOSP 2013; Wang & Kimura, "Mostly-Optimistic Concurrency Control" (MOCC),
+// VLDB 2016; Berenson et al., "A Critique of ANSI SQL Isolation Levels",
+// SIGMOD 1995; Gray & Reuter, Transaction Processing, ch. 7–8; Badger txn.go
+// (the oracle); PostgreSQL's REPEATABLE READ "could not serialize access due
+// to concurrent update".
+package txn

@@ -1,0 +1,237 @@
+package txn
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/txkv/txkv/lockmgr"
+)
+
+// LockOption changes how an explicit lock request waits.
+type LockOption func(*lockOptions)
+
+type lockOptions struct {
+	policy  lockmgr.WaitPolicy
+	timeout time.Duration
+	timed   bool
+}
+
+// NoWait makes a lock request fail at once with ErrLockNotAvailable instead
+// of waiting (SELECT … FOR UPDATE NOWAIT). It never queues; the transaction
+// stays usable.
+func NoWait() LockOption { return func(o *lockOptions) { o.policy = lockmgr.NoWait } }
+
+// SkipLocked makes ScanForUpdate skip rows whose lock cannot be granted now
+// (SELECT … FOR UPDATE SKIP LOCKED). On a single-key request it acts as NoWait.
+func SkipLocked() LockOption { return func(o *lockOptions) { o.policy = lockmgr.SkipLocked } }
+
+// WaitTimeout bounds this request's wait (ErrLockTimeout); d < 0 waits forever.
+func WaitTimeout(d time.Duration) LockOption {
+	return func(o *lockOptions) { o.timeout, o.timed = d, true }
+}
+
+func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
+	o := lockOptions{policy: lockmgr.Block, timeout: tx.timeout}
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	if o.timed {
+		o.timeout = max(o.timeout, 0) // lockmgr: 0 means no timer
+	}
+	return o
+}
+
+func pointPolicy(p lockmgr.WaitPolicy) lockmgr.WaitPolicy {
+	if p == lockmgr.SkipLocked {
+		return lockmgr.NoWait
+	}
+	return p
+}
+
+// GetForShare locks key shared and returns its value (SELECT … FOR SHARE).
+func (tx *Tx) GetForShare(key []byte, opts ...LockOption) ([]byte, error) {
+	return tx.getLocked(key, lockmgr.Shared, opts)
+}
+
+// GetForUpdate locks key exclusively and returns its value (SELECT … FOR
+// UPDATE), whatever the strategy. Under Serializable the value is the latest
+// committed one (the lock keeps it so until commit); under Snapshot a key
+// changed after the snapshot fails with ErrConflict, as PostgreSQL's
+// REPEATABLE READ does.
+func (tx *Tx) GetForUpdate(key []byte, opts ...LockOption) ([]byte, error) {
+	return tx.getLocked(key, lockmgr.Exclusive, opts)
+}
+
+func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, opts []LockOption) ([]byte, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.checkExplicitLocked(key); err != nil {
+		return nil, err
+	}
+	o := tx.lockOptions(opts)
+	if err := tx.lockLocked(lockmgr.Point(key), mode, pointPolicy(o.policy), o.timeout); err != nil {
+		return nil, err
+	}
+	v, _, ok, err := tx.readLockedKeyLocked(key)
+	if err != nil {
+		return nil, err
+	}
+	if own, deleted, mine := tx.writes.Get(key); mine {
+		v, ok = own, !deleted
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return cloneBytes(v), nil
+}
+
+func (tx *Tx) checkExplicitLocked(key []byte) error {
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	return tx.db.checkKey(key)
+}
+
+// readLockedKeyLocked reads a key this transaction holds a lock on.
+func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
+	if tx.iso == Snapshot {
+		if err := tx.checkUpdateConflictLocked(key); err != nil {
+			return nil, 0, false, err
+		}
+		return tx.rd.Get(key)
+	}
+	latest := tx.db.store.Latest()
+	defer latest.Close()
+	return latest.Get(key)
+}
+
+// KV is a key, its value and its version, as ScanForUpdate returns them.
+type KV struct {
+	Key, Value []byte
+	Version    uint64
+}
+
+// ScanForUpdate locks exclusively, in key order, the keys of [start, end)
+// and returns them with their values, at most limit (<= 0: no limit). With
+// SkipLocked a key whose lock cannot be granted now is skipped, never waited
+// for (the limit counts what is returned) — the job-queue pattern; with
+// NoWait the first unavailable key fails the call. Like PostgreSQL's SKIP
+// LOCKED, the result is deliberately not a consistent snapshot.
+func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([]KV, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return nil, err
+	}
+	if tx.readOnly {
+		return nil, ErrReadOnly
+	}
+	o := tx.lockOptions(opts)
+	cands, err := tx.candidatesLocked(start, end)
+	if err != nil {
+		return nil, err
+	}
+	var out []KV
+	for _, key := range cands {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		kv, ok, err := tx.claimLocked(key, o)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
+// candidatesLocked lists the live keys of the range in the latest committed
+// state merged with this transaction's writes.
+func (tx *Tx) candidatesLocked(start, end []byte) ([][]byte, error) {
+	latest := tx.db.store.Latest()
+	defer latest.Close()
+	it := latest.Iter(start, end, tx.writes)
+	defer it.Close()
+	var keys [][]byte
+	for it.Next() {
+		keys = append(keys, bytes.Clone(it.Key()))
+	}
+	return keys, it.Err()
+}
+
+// claimLocked locks one candidate and re-reads it: it may have been deleted
+// while this transaction waited for the lock.
+func (tx *Tx) claimLocked(key []byte, o lockOptions) (KV, bool, error) {
+	err := tx.lockLocked(lockmgr.Point(key), lockmgr.Exclusive, o.policy, o.timeout)
+	if o.policy == lockmgr.SkipLocked && errors.Is(err, lockmgr.ErrLockNotAvailable) {
+		return KV{}, false, nil
+	}
+	if err != nil {
+		return KV{}, false, err
+	}
+	v, ver, ok, err := tx.readLockedKeyLocked(key)
+	if err != nil {
+		return KV{}, false, err
+	}
+	if own, deleted, mine := tx.writes.Get(key); mine {
+		v, ok = own, !deleted
+	}
+	if !ok {
+		return KV{}, false, nil
+	}
+	return KV{Key: key, Value: cloneBytes(v), Version: ver}, true, nil
+}
+
+// LockRange locks the key range [start, end) (nil: unbounded) in mode: no
+// other transaction can write a key of the range (Exclusive: nor lock one
+// shared) until this one ends — the date-range booking pattern.
+func (tx *Tx) LockRange(start, end []byte, mode lockmgr.Mode, opts ...LockOption) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	if start != nil && end != nil && bytes.Compare(start, end) >= 0 {
+		return errors.New("txkv: LockRange: start must be before end")
+	}
+	o := tx.lockOptions(opts)
+	return tx.lockLocked(lockmgr.Span(start, end), mode, pointPolicy(o.policy), o.timeout)
+}
+
+// LockKeys locks keys in mode in one canonical (byte) order, whatever order
+// they are given in: the guide's deadlock prevention by consistent lock
+// ordering, as one call.
+func (tx *Tx) LockKeys(mode lockmgr.Mode, keys ...[]byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	sorted := slices.Clone(keys)
+	slices.SortFunc(sorted, bytes.Compare)
+	sorted = slices.CompactFunc(sorted, bytes.Equal)
+	for _, k := range sorted {
+		if err := tx.db.checkKey(k); err != nil {
+			return err
+		}
+		if err := tx.lockLocked(lockmgr.Point(k), mode, lockmgr.Block, tx.timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package txn
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/txkv/txkv/lockmgr"
+)
+
+var slicesSortFunc = slices.SortFunc[[]prelock, prelock]
+
+// Get returns the value of key as the transaction sees it: its own write if
+// it wrote key, else the committed value (a snapshot for optimistic and
+// snapshot reads; the latest under a shared lock for strict 2PL).
+// The returned slice is the caller's.
+func (tx *Tx) Get(key []byte) ([]byte, error) {
+	v, _, err := tx.GetVersioned(key)
+	return v, err
+}
+
+// GetVersioned is Get that also returns the key's committed version (the
+// commit timestamp of its last writer; 0 if absent). A key this transaction
+// wrote returns its own value and the version of the committed value under it.
+func (tx *Tx) GetVersioned(key []byte) (value []byte, version uint64, err error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.checkReadLocked(key); err != nil {
+		return nil, 0, err
+	}
+	v, ver, ok, err := tx.readCommittedLocked(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	if own, deleted, mine := tx.writes.Get(key); mine {
+		if deleted {
+			return nil, ver, ErrNotFound
+		}
+		return cloneBytes(own), ver, nil
+	}
+	if !ok {
+		return nil, ver, ErrNotFound
+	}
+	return cloneBytes(v), ver, nil
+}
+
+func (tx *Tx) checkReadLocked(key []byte) error {
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	return tx.db.checkKey(key)
+}
+
+// readCommittedLocked reads the committed version of key the strategy
+// prescribes: under strict 2PL it first takes a shared lock and reads the
+// latest; otherwise it reads the snapshot and records the read.
+func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok bool, err error) {
+	if tx.locking() && tx.iso == Serializable && !tx.readOnly {
+		if err := tx.lockLocked(lockmgr.Point(key), lockmgr.Shared, lockmgr.Block, tx.timeout); err != nil {
+			return nil, 0, false, err
+		}
+	} else if !tx.readOnly {
+		tx.recordRead(key)
+	}
+	return tx.rd.Get(key)
+}
+
+// recordRead remembers a snapshot read for commit-time validation (and for a
+// Hybrid retry to lock). A key read after this transaction wrote it needs
+// no validation, but recording it is harmless.
+func (tx *Tx) recordRead(key []byte) {
+	tx.reads = append(tx.reads, bytes.Clone(key))
+}
+
+// Put writes key=value, visible to this transaction at once and to others
+// after Commit. Strict 2PL takes the exclusive lock now.
+func (tx *Tx) Put(key, value []byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.checkWriteLocked(key); err != nil {
+		return err
+	}
+	if err := tx.db.checkValue(value); err != nil {
+		return err
+	}
+	if err := tx.lockForWriteLocked(key); err != nil {
+		return err
+	}
+	tx.writes.Put(bytes.Clone(key), cloneBytes(value))
+	return nil
+}
+
+// Delete removes key (deleting an absent key is not an error).
+func (tx *Tx) Delete(key []byte) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.checkWriteLocked(key); err != nil {
+		return err
+	}
+	if err := tx.lockForWriteLocked(key); err != nil {
+		return err
+	}
+	tx.writes.Delete(bytes.Clone(key))
+	return nil
+}
+
+// PutIfVersion writes key=value only if the key's committed version, as this
+// transaction sees it, is version (0: the key must be absent). Otherwise it
+// returns ErrVersionMismatch and the transaction stays usable: the caller
+// reloads and decides (the guide's version check across a user's think time).
+func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.checkWriteLocked(key); err != nil {
+		return err
+	}
+	if err := tx.db.checkValue(value); err != nil {
+		return err
+	}
+	if err := tx.lockForWriteLocked(key); err != nil {
+		return err
+	}
+	_, cur, _, err := tx.readCommittedLocked(key)
+	if err != nil {
+		return err
+	}
+	if cur != version {
+		return &VersionMismatchError{Key: bytes.Clone(key), Expected: version, Actual: cur}
+	}
+	tx.writes.Put(bytes.Clone(key), cloneBytes(value))
+	return nil
+}
+
+func (tx *Tx) checkWriteLocked(key []byte) error {
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if tx.readOnly {
+		return ErrReadOnly
+	}
+	if err := tx.db.writable(); err != nil {
+		return err
+	}
+	return tx.db.checkKey(key)
+}
+
+// lockForWriteLocked takes the exclusive lock a pessimistic write needs at
+// call time, and applies first-updater-wins under Snapshot isolation.
+func (tx *Tx) lockForWriteLocked(key []byte) error {
+	if !tx.locking() {
+		return nil
+	}
+	if err := tx.lockLocked(lockmgr.Point(key), lockmgr.Exclusive, lockmgr.Block, tx.timeout); err != nil {
+		return err
+	}
+	return tx.checkUpdateConflictLocked(key)
+}
+
+// checkUpdateConflictLocked is PostgreSQL's REPEATABLE READ rule for a row
+// locked or written by a snapshot transaction: if a newer version was
+// committed after the snapshot, the transaction cannot proceed.
+func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
+	if tx.iso != Snapshot || !tx.db.store.HasNewer(key, tx.rd.TS()) {
+		return nil
+	}
+	tx.db.stats.conflicts.Add(1)
+	return tx.failLocked(&ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: ReasonUpdateConflict})
+}
+
+// Scan calls fn for each key in [start, end) (nil: unbounded) in key order,
+// merging the transaction's own writes. fn's slices are valid only during
+// the call and must not be modified. An error from fn stops the scan and is
+// returned. Strict 2PL locks the range shared first (no phantoms);
+// optimistic Serializable records the range for validation.
+func (tx *Tx) Scan(start, end []byte, fn func(key, value []byte) error) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return err
+	}
+	if err := tx.lockScanLocked(start, end); err != nil {
+		return err
+	}
+	last, err := tx.iterateLocked(start, end, fn)
+	if !tx.locking() && !tx.readOnly {
+		tx.recordRange(start, end, last, err != nil)
+	}
+	return err
+}
+
+func (tx *Tx) lockScanLocked(start, end []byte) error {
+	if !(tx.locking() && tx.iso == Serializable) || tx.readOnly {
+		return nil
+	}
+	return tx.lockLocked(lockmgr.Span(start, end), lockmgr.Shared, lockmgr.Block, tx.timeout)
+}
+
+// iterateLocked runs fn over the merged view; it returns the last key given
+// to fn (a copy), so a scan stopped early records only what it read.
+func (tx *Tx) iterateLocked(start, end []byte, fn func(key, value []byte) error) (last []byte, err error) {
+	it := tx.rd.Iter(start, end, tx.writes)
+	defer it.Close()
+	for it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return bytes.Clone(it.Key()), err
+		}
+	}
+	return nil, it.Err()
+}
+
+// recordRange remembers the scanned range for validation; a scan stopped
+// after key k read only [start, k] = [start, k+"\x00").
+func (tx *Tx) recordRange(start, end, last []byte, stopped bool) {
+	r := keyRange{start: bytes.Clone(start), end: bytes.Clone(end)}
+	if stopped && last != nil {
+		r.end = append(last, 0)
+	}
+	tx.ranges = append(tx.ranges, r)
+}

@@ -1,0 +1,195 @@
+package txn
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// Strategy is how a transaction controls concurrency (DESIGN §3).
+type Strategy int
+
+const (
+	// StrategyDefault, the zero value, means "the database's default strategy".
+	StrategyDefault Strategy = iota
+	// Pessimistic is strict two-phase locking: reads take shared locks, writes
+	// exclusive locks, all held until the commit is durable.
+	Pessimistic
+	// Optimistic reads from a snapshot without locks, buffers writes and
+	// validates the reads at commit (Kung & Robinson; Silo).
+	Optimistic
+	// Hybrid tries optimistically first and retries a conflicted transaction
+	// pessimistically, locking up front the keys the failed attempt touched.
+	Hybrid
+	// Adaptive is optimistic but locks keys that recently caused conflicts
+	// (MOCC, Wang & Kimura, VLDB 2016).
+	Adaptive
+)
+
+var strategyNames = [...]string{"default", "pessimistic", "optimistic", "hybrid", "adaptive"}
+
+func (s Strategy) String() string {
+	if s < 0 || int(s) >= len(strategyNames) {
+		return fmt.Sprintf("Strategy(%d)", int(s))
+	}
+	return strategyNames[s]
+}
+
+// Isolation is the isolation level of a transaction.
+type Isolation int
+
+const (
+	// IsolationDefault, the zero value, means "the database's default".
+	IsolationDefault Isolation = iota
+	// Serializable: every committed history is equivalent to a serial one.
+	Serializable
+	// Snapshot: reads see a snapshot; only write-write conflicts abort
+	// (first committer or first updater wins). Write skew is possible.
+	Snapshot
+)
+
+var isolationNames = [...]string{"default", "serializable", "snapshot"}
+
+func (i Isolation) String() string {
+	if i < 0 || int(i) >= len(isolationNames) {
+		return fmt.Sprintf("Isolation(%d)", int(i))
+	}
+	return isolationNames[i]
+}
+
+// RetryPolicy says how Update retries retryable errors: exponential backoff
+// with full jitter (sleep a uniform random time in [0, min(MaxDelay,
+// BaseDelay·2^attempt)]), as in the AWS architecture blog's "Exponential
+// Backoff And Jitter".
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts including the first; 0 = default (10)
+	BaseDelay   time.Duration // 0 = default (50µs)
+	MaxDelay    time.Duration // 0 = default (10ms)
+}
+
+// DefaultRetryPolicy is the policy used when none is given.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 10, BaseDelay: 50 * time.Microsecond, MaxDelay: 10 * time.Millisecond}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultRetryPolicy.MaxAttempts
+	}
+	if p.BaseDelay == 0 {
+		p.BaseDelay = DefaultRetryPolicy.BaseDelay
+	}
+	if p.MaxDelay == 0 {
+		p.MaxDelay = DefaultRetryPolicy.MaxDelay
+	}
+	return p
+}
+
+func (p RetryPolicy) validate() error {
+	if p.MaxAttempts < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 {
+		return fmt.Errorf("%w: retry policy fields must not be negative: %+v", ErrInvalidOption, p)
+	}
+	return nil
+}
+
+// Defaults of Config (DESIGN §2).
+const (
+	DefaultLockTimeout       = 5 * time.Second
+	DefaultDeadlockInterval  = time.Second
+	DefaultAdaptiveThreshold = 4
+	AdaptiveNever            = math.MaxInt // Options.AdaptiveThreshold that never locks: pure OCC
+	DefaultMaxKeySize        = 32 << 10
+	DefaultMaxValueSize      = 16 << 20
+	DefaultCheckpointBytes   = 64 << 20
+	DefaultMemtableBytes     = 256 << 20
+)
+
+// Config is the validated, defaulted configuration of a DB. The root package
+// builds it from its Options.
+type Config struct {
+	Strategy          Strategy
+	Isolation         Isolation
+	LockTimeout       time.Duration // < 0: wait forever
+	DeadlockMode      DeadlockMode
+	DeadlockInterval  time.Duration
+	AdaptiveThreshold int
+	Sync              SyncMode
+	Retry             RetryPolicy
+	CheckpointBytes   int64
+	MemtableBytes     int64
+	MaxKeySize        int
+	MaxValueSize      int
+	Logger            *slog.Logger
+	// BeforeLogCommit is the fault-injection seam of the log (wal.Options.BeforeCommit).
+	BeforeLogCommit func() error
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Strategy == StrategyDefault {
+		c.Strategy = Optimistic
+	}
+	if c.Isolation == IsolationDefault {
+		c.Isolation = Serializable
+	}
+	if c.LockTimeout == 0 {
+		c.LockTimeout = DefaultLockTimeout
+	}
+	if c.DeadlockInterval == 0 {
+		c.DeadlockInterval = DefaultDeadlockInterval
+	}
+	c.Retry = c.Retry.withDefaults()
+	c.ensureSizeDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) ensureSizeDefaults() {
+	if c.CheckpointBytes == 0 {
+		c.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if c.MemtableBytes == 0 {
+		c.MemtableBytes = DefaultMemtableBytes
+	}
+	if c.MaxKeySize == 0 {
+		c.MaxKeySize = DefaultMaxKeySize
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Strategy < Pessimistic || c.Strategy > Adaptive:
+		return fmt.Errorf("%w: unknown strategy %v", ErrInvalidOption, c.Strategy)
+	case c.Isolation < Serializable || c.Isolation > Snapshot:
+		return fmt.Errorf("%w: unknown isolation %v", ErrInvalidOption, c.Isolation)
+	case c.AdaptiveThreshold < 0:
+		return fmt.Errorf("%w: AdaptiveThreshold must not be negative", ErrInvalidOption)
+	case !c.DeadlockMode.Valid():
+		return fmt.Errorf("%w: unknown deadlock detection mode %v", ErrInvalidOption, c.DeadlockMode)
+	case c.Sync != SyncAlways && c.Sync != SyncNone:
+		return fmt.Errorf("%w: unknown sync mode %v", ErrInvalidOption, c.Sync)
+	case c.DeadlockInterval < 0:
+		return fmt.Errorf("%w: DeadlockInterval must not be negative", ErrInvalidOption)
+	case c.CheckpointBytes < 0 || c.MemtableBytes < 0:
+		return fmt.Errorf("%w: CheckpointBytes and MemtableBytes must not be negative", ErrInvalidOption)
+	case c.MaxKeySize < 0 || c.MaxKeySize > DefaultMaxKeySize:
+		return fmt.Errorf("%w: MaxKeySize must be in [1, %d] (bbolt's key limit)", ErrInvalidOption, DefaultMaxKeySize)
+	case c.MaxValueSize < 0:
+		return fmt.Errorf("%w: MaxValueSize must not be negative", ErrInvalidOption)
+	}
+	return c.Retry.validate()
+}
+
+// TxOptions are per-transaction options; zero fields inherit the DB's.
+type TxOptions struct {
+	Strategy    Strategy
+	Isolation   Isolation
+	ReadOnly    bool
+	LockTimeout time.Duration // 0 = the DB default; < 0 = wait forever
+	Retry       *RetryPolicy  // Update only; nil = the DB default
+	Label       string        // shown in Locks(), deadlock reports and Stats
+}

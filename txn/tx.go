@@ -1,0 +1,296 @@
+package txn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
+)
+
+// Tx is one transaction. It is not safe for concurrent use by several
+// goroutines (like sql.Tx and bolt.Tx), except that its context being
+// cancelled, or the DB closing, may roll it back asynchronously.
+type Tx struct {
+	db        *DB
+	id        uint64
+	strategy  Strategy // the strategy this attempt runs with (Hybrid retries run Pessimistic)
+	requested Strategy // the strategy asked for (reported in Stats)
+	iso       Isolation
+	readOnly  bool
+	managed   bool // inside Update/View: Commit and Rollback are refused
+	timeout   time.Duration
+	label     string
+	start     time.Time
+
+	ctx       context.Context
+	cancelCtx context.CancelCauseFunc
+	stopAfter func() bool
+
+	// mu serializes the user's calls with an asynchronous rollback (context
+	// cancelled, DB closed). It protects every field below.
+	mu       sync.Mutex
+	done     bool
+	abortErr error // why the transaction was rolled back asynchronously
+	rd       *mvcc.Snapshot
+	writes   *mvcc.WriteSet
+	reads    [][]byte   // keys read from the snapshot, validated at commit (Serializable OCC)
+	ranges   []keyRange // ranges scanned from the snapshot, validated at commit
+	locked   bool       // the transaction may hold locks
+}
+
+type keyRange struct{ start, end []byte }
+
+// prelock is a key a retried Hybrid transaction locks before it starts.
+type prelock struct {
+	key  []byte
+	mode lockmgr.Mode
+}
+
+// ID returns the transaction's ID: unique in this process, increasing with
+// start time (so the largest ID in a deadlock cycle is the youngest).
+func (tx *Tx) ID() uint64 { return tx.id }
+
+// Context returns the context the transaction is bound to.
+func (tx *Tx) Context() context.Context { return tx.ctx }
+
+// Strategy returns the strategy this transaction runs with.
+func (tx *Tx) Strategy() Strategy { return tx.strategy }
+
+// Isolation returns the transaction's isolation level.
+func (tx *Tx) Isolation() Isolation { return tx.iso }
+
+// ReadTS returns the snapshot timestamp reads see (math.MaxUint64 when reads
+// see the latest committed version, as strict 2PL reads do).
+func (tx *Tx) ReadTS() uint64 { return tx.rd.TS() }
+
+// Begin starts a transaction bound to ctx.
+func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
+	return db.begin(ctx, opts, false, nil)
+}
+
+func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, pre []prelock) (*Tx, error) {
+	if ctx == nil {
+		return nil, errors.New("txkv: nil context")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tx, err := db.newTx(opts, managed)
+	if err != nil {
+		return nil, err
+	}
+	if pre != nil {
+		tx.strategy = Pessimistic // a Hybrid retry
+	}
+	if err := db.register(tx); err != nil {
+		return nil, err
+	}
+	tx.bind(ctx)
+	tx.openReader()
+	if len(pre) > 0 {
+		if err := tx.lockPrelocks(pre); err != nil {
+			return nil, err
+		}
+	}
+	return tx, nil
+}
+
+func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
+	var o TxOptions
+	if opts != nil {
+		o = *opts
+	}
+	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly, label: o.Label, start: time.Now()}
+	tx.requested = o.Strategy
+	if tx.requested == StrategyDefault {
+		tx.requested = db.cfg.Strategy
+	}
+	tx.iso = o.Isolation
+	if tx.iso == IsolationDefault {
+		tx.iso = db.cfg.Isolation
+	}
+	if tx.requested < Pessimistic || tx.requested > Adaptive || tx.iso < Serializable || tx.iso > Snapshot {
+		return nil, ErrInvalidOption
+	}
+	tx.strategy = tx.requested
+	tx.timeout = db.lockTimeout(o.LockTimeout)
+	tx.id = db.nextID.Add(1)
+	return tx, nil
+}
+
+// bind ties the transaction to ctx: cancelling ctx (or closing the DB, which
+// cancels with wal.ErrClosed as the cause) rolls the transaction back.
+func (tx *Tx) bind(parent context.Context) {
+	tx.ctx, tx.cancelCtx = context.WithCancelCause(parent)
+	tx.stopAfter = context.AfterFunc(tx.ctx, tx.abortAsync)
+	if tx.label != "" {
+		tx.db.locks.SetLabel(tx.id, tx.label)
+	}
+}
+
+// openReader chooses what reads see: strict 2PL reads the latest committed
+// version under its locks; everything else reads a snapshot at the watermark.
+func (tx *Tx) openReader() {
+	if tx.strategy == Pessimistic && tx.iso == Serializable && !tx.readOnly {
+		tx.rd = tx.db.store.Latest()
+	} else {
+		tx.rd = tx.db.store.Snapshot()
+	}
+	tx.writes = mvcc.NewWriteSet()
+}
+
+func (tx *Tx) cancel(cause error) { tx.cancelCtx(cause) }
+
+// abortAsync runs when the context is done: it rolls back unless the
+// transaction already finished.
+func (tx *Tx) abortAsync() {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return
+	}
+	tx.abortErr = tx.ctxErr()
+	tx.finishLocked(false)
+}
+
+// ctxErr is the error the transaction reports once its context is done:
+// wal.ErrClosed if the DB closed it, otherwise the context's own error.
+func (tx *Tx) ctxErr() error {
+	if cause := context.Cause(tx.ctx); cause != nil && !errors.Is(cause, context.Canceled) &&
+		!errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return tx.ctx.Err()
+}
+
+// usableLocked returns the error every operation returns on a finished or
+// cancelled transaction (and rolls a cancelled one back).
+func (tx *Tx) usableLocked() error {
+	if tx.done {
+		if tx.abortErr != nil {
+			return tx.abortErr
+		}
+		return ErrTxDone
+	}
+	if tx.ctx.Err() != nil {
+		tx.abortErr = tx.ctxErr()
+		tx.finishLocked(false)
+		return tx.abortErr
+	}
+	return nil
+}
+
+// failLocked rolls the transaction back after an error that ends it
+// (deadlock victim, lock timeout, cancelled context, conflict).
+func (tx *Tx) failLocked(err error) error {
+	if !tx.done {
+		tx.finishLocked(false)
+	}
+	return err
+}
+
+// finishLocked releases everything the transaction holds. committed says
+// whether it ends by commit (for the statistics).
+func (tx *Tx) finishLocked(committed bool) {
+	tx.done = true
+	tx.rd.Close()
+	if tx.locked {
+		tx.db.locks.ReleaseAll(tx.id)
+	}
+	tx.stopAfter()
+	tx.cancelCtx(nil)
+	tx.db.stats.noteEnd(tx, committed)
+	tx.db.unregister(tx)
+}
+
+// Rollback ends the transaction without committing. It is safe after Commit
+// and returns ErrTxDone then.
+func (tx *Tx) Rollback() error {
+	if tx.managed {
+		return ErrTxManaged
+	}
+	return tx.rollback()
+}
+
+func (tx *Tx) rollback() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done {
+		return ErrTxDone
+	}
+	tx.finishLocked(false)
+	return nil
+}
+
+// locking reports whether plain reads and writes take locks (strict 2PL).
+func (tx *Tx) locking() bool { return tx.strategy == Pessimistic }
+
+// lockLocked acquires a lock for the transaction, waiting per policy.
+// A deadlock or a cancelled context ends the transaction (its locks must go);
+// NOWAIT and a lock timeout fail only the request, as InnoDB's default
+// innodb_rollback_on_timeout=OFF does, and the transaction stays usable.
+func (tx *Tx) lockLocked(t lockmgr.Target, mode lockmgr.Mode, p lockmgr.WaitPolicy, timeout time.Duration) error {
+	tx.locked = true
+	err := tx.db.locks.Acquire(tx.ctx, tx.id, t, mode, p, timeout)
+	if err == nil {
+		return nil
+	}
+	tx.db.stats.noteLockError(err)
+	switch {
+	case tx.ctx.Err() != nil:
+		return tx.failLocked(tx.ctxErr())
+	case errors.Is(err, lockmgr.ErrDeadlock):
+		return tx.failLocked(err)
+	}
+	return err
+}
+
+// lockPrelocks takes, in key order, the locks a Hybrid retry asks for.
+func (tx *Tx) lockPrelocks(pre []prelock) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	for _, p := range pre {
+		if err := tx.lockLocked(lockmgr.Point(p.key), p.mode, lockmgr.Block, tx.timeout); err != nil {
+			return tx.failLocked(err)
+		}
+	}
+	return nil
+}
+
+// touched lists the keys this attempt read or wrote, in key order, with the
+// mode a pessimistic retry should lock them in.
+func (tx *Tx) touched() []prelock {
+	ws := tx.writes.Writes()
+	out := make([]prelock, 0, len(ws)+len(tx.reads))
+	for _, w := range ws {
+		out = append(out, prelock{key: w.Key, mode: lockmgr.Exclusive})
+	}
+	for _, k := range tx.reads {
+		if _, _, ok := tx.writes.Get(k); !ok {
+			out = append(out, prelock{key: k, mode: lockmgr.Shared})
+		}
+	}
+	sortPrelocks(out)
+	return out
+}
+
+func sortPrelocks(p []prelock) {
+	slicesSortFunc(p, func(a, b prelock) int { return bytes.Compare(a.key, b.key) })
+	// Drop duplicates, keeping the strongest mode.
+	w := 0
+	for i := range p {
+		if w > 0 && bytes.Equal(p[w-1].key, p[i].key) {
+			if p[i].mode == lockmgr.Exclusive {
+				p[w-1].mode = lockmgr.Exclusive
+			}
+			continue
+		}
+		p[w] = p[i]
+		w++
+	}
+	clear(p[w:])
+}

@@ -1,0 +1,245 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"runtime/debug"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// versionLen is the size of the version prefix of every base value.
+const versionLen = 8
+
+// scanChunk is how many entries Scan copies per bbolt read transaction. Copying in chunks
+// keeps each read transaction short: fn (user code) never runs while one is open, so a slow
+// fn cannot stall the writer's remap.
+const scanChunk = 256
+
+// BaseEntry is one change Checkpoint applies to the base.
+type BaseEntry struct {
+	Key     []byte
+	Value   []byte
+	Version uint64 // the commit ts that wrote Value
+	Delete  bool   // remove Key from the base
+}
+
+// view runs fn in a short bbolt read transaction, turning bbolt panics and memory faults on a
+// damaged file into a *CorruptError and a closed database into ErrClosed.
+func (l *Log) view(bucket string, fn func(tx *bolt.Tx) error) (err error) {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	defer guard(l.path, bucket, &err, nil)
+	restore := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(restore)
+	return l.readErr(l.db.View(fn))
+}
+
+// Get returns the checkpointed value and version of key. ok is false if the base does not
+// hold key. The returned value is a copy the caller owns.
+func (l *Log) Get(key []byte) (value []byte, version uint64, ok bool, err error) {
+	err = l.view("base", func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBase).Get(key)
+		if v == nil {
+			return nil
+		}
+		val, ver, err := l.splitBase(key, v)
+		if err != nil {
+			return err
+		}
+		value, version, ok = bytes.Clone(val), ver, true
+		if value == nil {
+			value = []byte{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return value, version, ok, nil
+}
+
+// splitBase splits a base value into the value and its version.
+func (l *Log) splitBase(key, v []byte) ([]byte, uint64, error) {
+	if len(v) < versionLen {
+		return nil, 0, &CorruptError{Path: l.path, Bucket: "base", Key: bytes.Clone(key),
+			Reason: fmt.Sprintf("value of %d bytes has no 8-byte version", len(v))}
+	}
+	return v[versionLen:], binary.BigEndian.Uint64(v), nil
+}
+
+// Scan calls fn for up to limit base entries with start <= key < end, in ascending key order
+// (start nil: from the first key; end nil: no upper bound; limit <= 0: no limit). fn's slices
+// are valid only during the call; fn returns false to stop. Entries are read in chunks, each
+// in its own short read transaction, so a Scan is not one consistent snapshot if a Checkpoint
+// runs meanwhile; callers that need one (mvcc) read versions, not the base's current state.
+func (l *Log) Scan(start, end []byte, limit int, fn func(key, value []byte, version uint64) bool) error {
+	var (
+		arena   []byte    // keys and values of the current chunk, reused across chunks
+		ents    []scanEnt // offsets into arena
+		after   []byte    // resume strictly after this key
+		emitted int
+	)
+	for {
+		want := scanChunk
+		if limit > 0 && limit-emitted < want {
+			want = limit - emitted
+		}
+		arena, ents = arena[:0], ents[:0]
+		var more bool
+		err := l.view("base", func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketBase).Cursor()
+			k, v := seekFrom(c, start, after)
+			for ; k != nil; k, v = c.Next() {
+				if end != nil && bytes.Compare(k, end) >= 0 {
+					return nil
+				}
+				if len(ents) == want {
+					more = true
+					return nil
+				}
+				val, ver, err := l.splitBase(k, v)
+				if err != nil {
+					return err
+				}
+				ents = append(ents, scanEnt{k: len(arena), v: len(arena) + len(k), end: len(arena) + len(k) + len(val), ver: ver})
+				arena = append(append(arena, k...), val...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if !fn(arena[e.k:e.v:e.v], arena[e.v:e.end:e.end], e.ver) {
+				return nil
+			}
+		}
+		emitted += len(ents)
+		if !more || (limit > 0 && emitted >= limit) {
+			return nil
+		}
+		last := ents[len(ents)-1]
+		after = append(after[:0], arena[last.k:last.v]...)
+	}
+}
+
+type scanEnt struct {
+	k, v, end int
+	ver       uint64
+}
+
+// seekFrom positions c at the first key >= start, or strictly after `after` when resuming.
+func seekFrom(c *bolt.Cursor, start, after []byte) (k, v []byte) {
+	switch {
+	case after != nil:
+		k, v = c.Seek(after)
+		if k != nil && bytes.Equal(k, after) {
+			k, v = c.Next()
+		}
+	case start != nil:
+		k, v = c.Seek(start)
+	default:
+		k, v = c.First()
+	}
+	return k, v
+}
+
+// Checkpoint, in one bbolt transaction, applies entries to the base (Delete removes the
+// key), records ts as the checkpoint ts in meta, and deletes the log records with ts <= ts.
+// A crash or failure leaves either all of it or none. ts must not be below CheckpointTS.
+// entries is iterated inside the write transaction: it must not call back into the Log.
+//
+// An error from the entries (an invalid key) rolls back and leaves the log usable; a failed
+// commit poisons the log like a failed batch, since the file's state is then unknown.
+func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if err := l.Failed(); err != nil {
+		return err
+	}
+	if cur := l.ckptTS.Load(); ts < cur {
+		return fmt.Errorf("txkv: checkpoint ts %d is below the current checkpoint ts %d", ts, cur)
+	}
+	var freed int64
+	var inputErr error
+	err := l.update(l.opts.BeforeCheckpointCommit, func(tx *bolt.Tx) error {
+		if inputErr = applyEntries(tx.Bucket(bucketBase), entries); inputErr != nil {
+			return inputErr
+		}
+		if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
+			return err
+		}
+		var err error
+		freed, err = l.truncateLog(tx.Bucket(bucketLog), ts)
+		return err
+	})
+	if inputErr != nil {
+		return inputErr
+	}
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return l.fail(fmt.Errorf("checkpoint: %w", err))
+	}
+	l.ckptTS.Store(ts)
+	l.logBytes.Add(-freed)
+	l.stats.checkpoints.Add(1)
+	l.log.Debug("checkpoint", "ts", ts, "freed_log_bytes", freed)
+	return nil
+}
+
+func applyEntries(b *bolt.Bucket, entries iter.Seq[BaseEntry]) error {
+	if entries == nil {
+		return nil
+	}
+	var buf []byte
+	for e := range entries {
+		var err error
+		switch {
+		case len(e.Key) == 0:
+			err = errors.New("empty key")
+		case e.Delete:
+			err = b.Delete(e.Key)
+		default:
+			// bbolt keeps a reference to the value until commit, so each gets its own buffer.
+			buf = make([]byte, versionLen+len(e.Value))
+			binary.BigEndian.PutUint64(buf, e.Version)
+			copy(buf[versionLen:], e.Value)
+			err = b.Put(bytes.Clone(e.Key), buf)
+		}
+		if err != nil {
+			return fmt.Errorf("txkv: checkpoint entry %q: %w", e.Key, err)
+		}
+	}
+	return nil
+}
+
+// truncateLog deletes the log records with ts <= upTo and returns the bytes freed.
+func (l *Log) truncateLog(b *bolt.Bucket, upTo uint64) (int64, error) {
+	var freed int64
+	c := b.Cursor()
+	// Re-seek to First after each delete rather than trusting Next after Delete.
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		if len(k) != 8 {
+			return freed, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
+		}
+		if binary.BigEndian.Uint64(k) > upTo {
+			break
+		}
+		freed += int64(len(k) + len(v))
+		if err := c.Delete(); err != nil {
+			return freed, err
+		}
+	}
+	return freed, nil
+}

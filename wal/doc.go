@@ -1,0 +1,120 @@
+// Package wal is txkv's durable storage: one bbolt file holding the commit log (written by
+// group commit), the checkpointed base state, and meta. The transaction engine (txn) appends
+// one commit record per transaction, replays the log at Open, and periodically checkpoints
+// the memtable into the base so the log can be truncated.
+//
+// # File layout
+//
+// One bbolt file, mode 0600, three top-level buckets:
+//
+//	bolt file
+//	├── log    key: commit ts, 8 bytes big-endian     value: commit record (below)
+//	│          ts 1041 → rec, ts 1042 → rec, ...       only records with ts > checkpoint ts matter
+//	├── base   key: user key                           value: version (8 bytes BE) | user value
+//	│          "apple" → 00..03F1 "red", ...           the state as of the checkpoint ts
+//	└── meta   "format"     → 8 bytes BE (FormatVersion)
+//	           "checkpoint" → 8 bytes BE (checkpoint ts)
+//
+// Log keys are timestamps in big-endian so bbolt's byte order is ts order: appends land on
+// the rightmost leaf (the bucket's FillPercent is 1.0, so split pages are left full), replay
+// is a cursor walk, and truncation deletes a prefix.
+//
+// A commit record:
+//
+//	+--------+-----------------+---------------------------------------------------------+
+//	| format | CRC-32C of body |                          body                           |
+//	| 1 byte | 4 bytes BE      | uvarint ts | uvarint txn id | uvarint n | op 1 ... op n |
+//	+--------+-----------------+---------------------------------------------------------+
+//	op = kind (0 put, 1 delete) | uvarint key len | key | uvarint value len | value
+//
+// The decoder trusts nothing: every length is checked against the bytes that remain before
+// anything is allocated (an op takes at least 3 bytes, so a claimed op count above
+// remaining/3 is rejected before the []Op is made), trailing bytes are an error, and a
+// mismatch anywhere is a *CorruptError. Decoded keys and values alias the input.
+//
+// # Group commit
+//
+// Committers encode their record in their own goroutine and queue it; one writer goroutine
+// turns the queue into batches, one bbolt read-write transaction (one fsync pair under
+// SyncAlways: data pages, then the meta page) per batch:
+//
+//	committers            queue (mu)            writer goroutine                  bbolt
+//	─────────            ──────────            ────────────────                  ─────
+//	T1 encode ─┐
+//	T2 encode ─┼──► [r1 r2 r3] ──swap──► batch [r1 r2 r3] ──► Begin; Put×3; Commit ─► fsync
+//	T3 encode ─┘                             │                                        │
+//	T4 encode ───► [r4 r5]   (forms while    │                                        │
+//	T5 encode ───►            batch 1 syncs) ◄──────────── wake r1 r2 r3 ◄────────────┘
+//	                          ──swap──► batch [r4 r5] ──► ...
+//
+// There is no timer. bbolt's DB.Batch waits up to MaxBatchDelay (10 ms) hoping more callers
+// arrive; here the fsync of one batch is the waiting time of the next, so under load batches
+// grow by themselves (with 64 committers, tens of records per fsync), and a lone committer
+// pays one commit's latency and not a timer's. This is the shape of PostgreSQL's WAL flush
+// (a backend that finds WALWriteLock taken waits, then finds its record already flushed by
+// the holder) and of pebble's LogWriter, whose flush loop syncs whatever accumulated while
+// the previous sync ran.
+//
+// Each waiter receives exactly one result on its own channel. Requests (encode buffer and
+// channel) are pooled, so a steady-state Append does not allocate.
+//
+// # Recovery
+//
+// A bbolt transaction is atomic: its meta page, written and synced last, either points at
+// the batch's pages or at the previous tree. So after a crash the log holds whole batches
+// only, and Open needs no repair: it checks the file (bbolt's meta pages, the buckets, the
+// format version), then the engine calls Replay, which walks the log from checkpoint ts + 1
+// in ts order, verifying each record's key, format byte, lengths and CRC. A mismatch is real
+// corruption (bbolt never exposes a torn write) and is reported as a *CorruptError naming the
+// record's ts. Replay copies records out in chunks, each in its own short read transaction,
+// and calls back with no transaction open.
+//
+// Garbage, truncated or foreign files must yield ErrCorrupt, never a crash: Open reads
+// bbolt's two meta pages itself (magic, version, FNV checksum, and the file is as long as
+// the meta says), and bbolt's panics and memory faults on damaged pages are recovered
+// (runtime/debug.SetPanicOnFault) and reported as *CorruptError.
+//
+// # Checkpoint atomicity
+//
+// Checkpoint does three things in one bbolt transaction: apply the entries to base, set
+// meta.checkpoint = ts, delete log records with ts <= ts. Invariant: every commit with
+// ts <= meta.checkpoint is in base, and every commit with ts > meta.checkpoint is in log.
+// Because the three changes commit together, a crash at any point leaves either the old
+// checkpoint with its full log or the new one with the truncated log; never a base ahead of
+// meta (double-applied records) or a truncated log behind it (lost records).
+//
+// Readers never hold a bbolt read transaction across user code (Get and Scan copy out what
+// they return): bbolt's writer must wait for all read transactions when it remaps the file,
+// so a long reader would stall group commit. The initial memory map is large (256 MiB of
+// address space by default) so that remaps are rare anyway.
+//
+// # Why one failure poisons the log (fsyncgate)
+//
+// In 2018 PostgreSQL learned that when fsync fails, Linux may mark the dirty pages clean
+// and drop the error: a retry "succeeds" while the data is gone. A bbolt commit failure
+// means the same uncertainty. So the first failed batch (or checkpoint commit) poisons the
+// log: every waiter of that batch, everything queued behind it and every later Append gets
+// ErrLogFailed wrapping the cause. Nothing acknowledged is lost, since acknowledgement
+// happens only after a successful commit; reads of the base keep working. Recovery is to
+// restart, replaying what is really on disk. Options.BeforeCommit injects such a failure.
+//
+// # bbolt options chosen
+//
+// The hashmap freelist (O(1) page allocation in a file with churn: the log is a queue),
+// InitialMmapSize 256 MiB (fewer remaps), Timeout 1s on the file lock (a second Open of a busy
+// file fails instead of hanging). SyncNone sets bbolt's NoSync and NoGrowSync. NoFreelistSync
+// (etcd's choice) is available but off: with it bbolt rebuilds the freelist at Open in a
+// goroutine of its own, where a damaged page panics beyond recovery, and "a corrupt file
+// yields ErrCorrupt, never a crash" matters more here than one page write per batch.
+//
+// # References
+//
+//   - PostgreSQL, src/backend/access/transam/xlog.c (XLogFlush, group flush under
+//     WALWriteLock) and the fsyncgate thread (pgsql-hackers, March 2018); "PostgreSQL's fsync()
+//     surprise", LWN 2018.
+//   - Pebble, commit.go (the commit pipeline) and record/log_writer.go (LogWriter's flush
+//     loop: sync what accumulated during the previous sync).
+//   - bbolt, db.go (DB.Batch and MaxBatchDelay, the timer we avoid; Options) and tx.go (the
+//     two-phase write: pages, fdatasync, meta page, fdatasync).
+//   - Gray & Reuter, Transaction Processing, §9 (group commit).
+package wal

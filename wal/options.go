@@ -1,0 +1,100 @@
+package wal
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// SyncMode says when a batch of log records counts as durable.
+type SyncMode int
+
+const (
+	// SyncAlways (the default) fsyncs every batch before its committers return: an
+	// acknowledged commit survives an OS crash or power loss.
+	SyncAlways SyncMode = iota
+	// SyncNone runs bbolt with NoSync: an acknowledged commit survives a crash of the process
+	// (the data is in the OS page cache) but not of the OS.
+	SyncNone
+)
+
+// String returns "always" or "none".
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncNone:
+		return "none"
+	default:
+		return fmt.Sprintf("SyncMode(%d)", int(m))
+	}
+}
+
+// Default option values.
+const (
+	DefaultOpenTimeout     = time.Second
+	DefaultInitialMmapSize = 256 << 20
+)
+
+// Options configures Open. A nil *Options means all defaults; zero fields mean their default.
+type Options struct {
+	// Sync chooses durability per batch. Default SyncAlways.
+	Sync SyncMode
+
+	// OpenTimeout bounds the wait for bbolt's exclusive file lock, so a second Open of a file
+	// in use fails instead of hanging. Default 1s; negative means fail at once.
+	OpenTimeout time.Duration
+
+	// Logger receives failures (Error) and checkpoints (Debug). Default: discard.
+	Logger *slog.Logger
+
+	// BeforeCommit is a fault seam for tests: it is called inside each batch's bbolt
+	// transaction just before commit. A non-nil error fails the batch exactly as a failed bbolt
+	// commit would (every waiter gets ErrLogFailed, the log refuses further appends).
+	BeforeCommit func() error
+
+	// BeforeCheckpointCommit is the same seam for Checkpoint's transaction.
+	BeforeCheckpointCommit func() error
+
+	// NoFreelistSync sets bbolt's NoFreelistSync: the freelist is not written at each commit
+	// (one page write less per batch) but rebuilt at Open by walking every page. Default
+	// false, because bbolt does that walk in a goroutine of its own, where a damaged page
+	// panics beyond any recover: with NoFreelistSync a corrupt file can crash the process in
+	// Open instead of yielding ErrCorrupt. Measure before turning it on (see bench_test.go).
+	NoFreelistSync bool
+
+	// InitialMmapSize is bbolt's initial memory map size. A map larger than the file means
+	// the writer rarely has to remap, and a remap has to wait for every open read
+	// transaction. Default 256 MiB of address space (not memory); negative means none.
+	InitialMmapSize int
+}
+
+// withDefaults returns a validated copy of o with defaults filled in.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	switch c.Sync {
+	case SyncAlways, SyncNone:
+	default:
+		return c, fmt.Errorf("txkv: invalid wal sync mode %d", int(c.Sync))
+	}
+	switch {
+	case c.OpenTimeout == 0:
+		c.OpenTimeout = DefaultOpenTimeout
+	case c.OpenTimeout < 0:
+		// bbolt treats 0 as "wait forever"; the smallest positive timeout fails at once.
+		c.OpenTimeout = time.Nanosecond
+	}
+	switch {
+	case c.InitialMmapSize == 0:
+		c.InitialMmapSize = DefaultInitialMmapSize
+	case c.InitialMmapSize < 0:
+		c.InitialMmapSize = 0
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

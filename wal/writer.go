@@ -1,0 +1,205 @@
+package wal
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// request is one queued append. Requests are pooled: the encoded buffer and the done channel
+// are reused, so a steady-state Append allocates nothing.
+type request struct {
+	key  [8]byte // big-endian ts: the log bucket key
+	ts   uint64
+	data []byte     // the encoded record
+	done chan error // capacity 1; the writer sends exactly one result
+}
+
+// maxPooledBuf keeps one huge record from pinning its buffer in the pool forever.
+const maxPooledBuf = 64 << 10
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+func putRequest(req *request) {
+	if cap(req.data) > maxPooledBuf {
+		req.data = nil
+	}
+	requestPool.Put(req)
+}
+
+// Append queues r for the group-commit writer and blocks until its batch is durable (per the
+// SyncMode) or has failed. The record is encoded here, in the caller's goroutine, so the
+// single writer does only bbolt work. r.TS must be above CheckpointTS and unique; Append does
+// not retain r.
+//
+// Errors: ErrClosed after Close; ErrLogFailed (wrapping the cause) if this record's batch or
+// any earlier one failed; ErrInvalidRecord for a record the log cannot store.
+func (l *Log) Append(r *Record) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil record", ErrInvalidRecord)
+	}
+	if ck := l.ckptTS.Load(); r.TS <= ck {
+		return fmt.Errorf("%w: ts %d is not above the checkpoint ts %d", ErrInvalidRecord, r.TS, ck)
+	}
+	req := requestPool.Get().(*request)
+	req.ts = r.TS
+	binary.BigEndian.PutUint64(req.key[:], r.TS)
+	req.data = AppendRecord(req.data[:0], r)
+	if len(req.data) > bolt.MaxValueSize {
+		n := len(req.data)
+		putRequest(req)
+		return fmt.Errorf("%w: encoded record is %d bytes, more than bbolt's %d", ErrInvalidRecord, n, bolt.MaxValueSize)
+	}
+	if err := l.enqueue(req); err != nil {
+		putRequest(req)
+		return err
+	}
+	err := <-req.done
+	putRequest(req)
+	return err
+}
+
+// enqueue adds req to the queue and wakes the writer if it is idle.
+func (l *Log) enqueue(req *request) error {
+	l.mu.Lock()
+	switch {
+	case l.mu.closing:
+		l.mu.Unlock()
+		return ErrClosed
+	case l.mu.failed != nil:
+		err := l.mu.failed
+		l.mu.Unlock()
+		return err
+	}
+	l.mu.queue = append(l.mu.queue, req)
+	wake := l.mu.idle
+	l.mu.idle = false
+	l.mu.Unlock()
+	if wake {
+		l.signal()
+	}
+	return nil
+}
+
+// signal wakes the writer without blocking; a pending wake-up is as good as a new one.
+func (l *Log) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the single log-writer goroutine. Each turn it takes everything queued so far as one
+// batch and writes it in one bbolt transaction; records that arrive meanwhile wait for the
+// next turn. There is no timer: while a batch is being fsynced the next one is forming, so
+// the batch size adapts to the load with no added latency at low load.
+func (l *Log) run() {
+	defer close(l.done)
+	// A memory fault while writing a damaged file becomes a failed batch, not a crash.
+	debug.SetPanicOnFault(true)
+	var batch []*request
+	for {
+		l.mu.Lock()
+		for len(l.mu.queue) == 0 && !l.mu.closing {
+			l.mu.idle = true
+			l.mu.Unlock()
+			<-l.wake
+			l.mu.Lock()
+		}
+		if len(l.mu.queue) == 0 { // closing and drained
+			l.mu.Unlock()
+			return
+		}
+		batch, l.mu.queue = l.mu.queue, batch[:0]
+		failed := l.mu.failed
+		l.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			err = l.writeBatch(batch)
+		}
+		for _, req := range batch {
+			req.done <- err
+		}
+		clear(batch) // drop references to pooled requests
+	}
+}
+
+// writeBatch writes batch in one bbolt transaction. On failure it poisons the log and
+// returns the ErrLogFailed-wrapped error.
+func (l *Log) writeBatch(batch []*request) (err error) {
+	// Near-sequential keys, sorted, let bbolt fill pages in order (FillPercent 1 below).
+	slices.SortFunc(batch, func(a, b *request) int { return cmp.Compare(a.ts, b.ts) })
+	var n int64
+	err = l.update(l.opts.BeforeCommit, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLog)
+		b.FillPercent = 1.0
+		for _, req := range batch {
+			if err := b.Put(req.key[:], req.data); err != nil {
+				return err
+			}
+			n += int64(len(req.key) + len(req.data))
+		}
+		return nil
+	})
+	if err != nil {
+		return l.fail(err)
+	}
+	l.logBytes.Add(n)
+	l.stats.batches.Add(1)
+	l.stats.records.Add(uint64(len(batch)))
+	l.stats.bytes.Add(uint64(n) - 8*uint64(len(batch)))
+	if m := uint64(len(batch)); m > l.stats.maxBatch.Load() {
+		l.stats.maxBatch.Store(m) // only the writer stores
+	}
+	return nil
+}
+
+// update runs fn in a bbolt read-write transaction, calls hook just before commit, and commits.
+// Any failure here (fn's, the hook's, the commit's, or a bbolt panic) is returned; the caller
+// decides whether it poisons the log.
+func (l *Log) update(hook func() error, fn func(tx *bolt.Tx) error) (err error) {
+	defer guard(l.path, "", &err, nil)
+	tx, err := l.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		// Also on a panic, which guard (deferred earlier, so run later) turns into err.
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if hook != nil {
+		if err = hook(); err != nil {
+			return err
+		}
+	}
+	committed = true // bbolt has released the tx whether Commit succeeds or not
+	if err = tx.Commit(); err != nil {
+		return err
+	}
+	l.stats.commits.Add(1)
+	return nil
+}
+
+// fail records the first failure (sticky) and returns the error every waiter gets.
+func (l *Log) fail(cause error) error {
+	l.mu.Lock()
+	if l.mu.failed == nil {
+		l.mu.failed = logFailed(cause)
+		l.log.Error("log write failed; refusing further writes", "err", cause)
+	}
+	err := l.mu.failed
+	l.mu.Unlock()
+	return err
+}

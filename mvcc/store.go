@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/google/btree"
 )
@@ -111,6 +112,10 @@ type Store struct {
 	mem struct {
 		sync.RWMutex
 		tree *btree.BTreeG[memEntry]
+		// index maps each key of tree to its chain: point lookups (every
+		// Get, every validation) cost one hash probe instead of a
+		// log2(n)-deep walk of byte comparisons; the tree serves order.
+		index map[string]*chain
 	}
 
 	// orc guards the oracle: the last allocated ts, the done marks above the watermark and the
@@ -150,6 +155,7 @@ func NewStore(base Base, lastTS uint64, opts *Options) *Store {
 		s.base = EmptyBase{}
 	}
 	s.mem.tree = btree.NewG(s.opts.Degree, lessMem)
+	s.mem.index = make(map[string]*chain)
 	s.orc.last = lastTS
 	s.orc.done = make(map[uint64]struct{})
 	s.readTS.Store(lastTS)
@@ -192,14 +198,16 @@ func (s *Store) Install(ts uint64, writes []Write) {
 }
 
 func (s *Store) installLocked(ts uint64, w *Write) {
-	e, ok := s.mem.tree.Get(memEntry{key: w.Key})
+	c, ok := s.mem.index[string(w.Key)]
 	if !ok {
-		e = memEntry{key: bytes.Clone(w.Key), c: &chain{}}
+		e := memEntry{key: bytes.Clone(w.Key), c: &chain{}}
 		if e.key == nil {
 			e.key = []byte{}
 		}
 		s.mem.tree.ReplaceOrInsert(e)
+		s.mem.index[immutableString(e.key)] = e.c
 		s.memBytes.Add(int64(len(e.key)) + keyOverhead)
+		c = e.c
 	}
 	v := &version{ts: ts, tomb: w.Delete}
 	if !w.Delete {
@@ -211,7 +219,7 @@ func (s *Store) installLocked(ts uint64, w *Write) {
 	// Find the slot: usually the head (timestamps of one key arrive in order because writers
 	// hold the key's X lock through install), but stay correct for any order.
 	var prev *version
-	cur := e.c.head.Load()
+	cur := c.head.Load()
 	for cur != nil && cur.ts > ts {
 		prev, cur = cur, cur.next.Load()
 	}
@@ -224,21 +232,27 @@ func (s *Store) installLocked(ts uint64, w *Write) {
 	}
 	// Publish last: a reader sees either the old chain or the complete new version.
 	if prev == nil {
-		e.c.head.Store(v)
+		c.head.Store(v)
 	} else {
 		prev.next.Store(v)
 	}
 }
 
+// immutableString views b as a string without copying. b must never change
+// afterwards: memtable keys are private copies that are never written.
+func immutableString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 // lookup returns the chain of key, or nil.
 func (s *Store) lookup(key []byte) *chain {
 	s.mem.RLock()
-	e, ok := s.mem.tree.Get(memEntry{key: key})
+	c := s.mem.index[string(key)]
 	s.mem.RUnlock()
-	if !ok {
-		return nil
-	}
-	return e.c
+	return c
 }
 
 // NewestVersion returns the newest installed version of key in the memtable, tombstones

@@ -131,4 +131,9 @@ func changedSince(prev uint64, entries iter.Seq[mvcc.Entry]) iter.Seq[wal.BaseEn
 }
 
 // Checkpoint runs a checkpoint now (tests and tools use it).
-func (db *DB) Checkpoint() error { return db.checkpoint() }
+func (db *DB) Checkpoint() error {
+	if db.isClosed() {
+		return wal.ErrClosed
+	}
+	return db.checkpoint()
+}

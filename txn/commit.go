@@ -110,14 +110,20 @@ func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
 	return nil
 }
 
+// The lock is checked before the version, never after: a writer that held
+// the key at the lock check is caught by it; one that did not either had not
+// locked yet (so its timestamp will be larger than ours) or had released —
+// and it installs before it releases, so the version check that follows
+// sees its write. In the other order, a writer could install and release
+// between the two checks and slip through both.
 func (tx *Tx) validateReadsLocked() error {
 	snap := tx.rd.TS()
 	for _, k := range tx.reads {
-		if tx.db.store.HasNewer(k, snap) {
-			return tx.conflict(k, ReasonReadChanged)
-		}
 		if tx.db.locks.HeldByOther(tx.id, k, lockmgr.Shared) {
 			return tx.conflict(k, ReasonReadLocked)
+		}
+		if tx.db.store.HasNewer(k, snap) {
+			return tx.conflict(k, ReasonReadChanged)
 		}
 	}
 	return nil
@@ -126,11 +132,11 @@ func (tx *Tx) validateReadsLocked() error {
 func (tx *Tx) validateRangesLocked() error {
 	snap := tx.rd.TS()
 	for _, r := range tx.ranges {
-		if tx.db.store.HasNewerInRange(r.start, r.end, snap) {
-			return tx.rangeConflict(r, ReasonRangeChanged)
-		}
 		if tx.db.locks.RangeHeldByOther(tx.id, r.start, r.end, lockmgr.Shared) {
 			return tx.rangeConflict(r, ReasonRangeLocked)
+		}
+		if tx.db.store.HasNewerInRange(r.start, r.end, snap) {
+			return tx.rangeConflict(r, ReasonRangeChanged)
 		}
 	}
 	return nil

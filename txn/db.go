@@ -36,6 +36,14 @@ type DB struct {
 	}
 	running sync.WaitGroup // one count per transaction not yet finished
 
+	// closing is cancelled (cause wal.ErrClosed) when Close starts: lock
+	// waits of transactions begun with an uncancellable context end on it.
+	closing struct {
+		ctx    context.Context
+		cancel context.CancelCauseFunc
+	}
+	closed atomic.Bool // mirrors mu.closed for lock-free checks on read paths
+
 	ckpt checkpointer
 }
 
@@ -45,6 +53,7 @@ type DB struct {
 func Open(path string, cfg Config) (*DB, error) {
 	db := &DB{cfg: cfg}
 	db.mu.active = make(map[*Tx]struct{})
+	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {
 		return nil, err
 	}
@@ -137,13 +146,15 @@ func (db *DB) close(checkpoint bool) error {
 		return wal.ErrClosed
 	}
 	db.mu.closed = true
+	db.closed.Store(true)
 	active := make([]*Tx, 0, len(db.mu.active))
 	for tx := range db.mu.active {
 		active = append(active, tx)
 	}
 	db.mu.Unlock()
+	db.closing.cancel(wal.ErrClosed)
 	for _, tx := range active {
-		tx.cancel(wal.ErrClosed)
+		tx.closeAbort()
 	}
 	db.running.Wait()
 	db.ckpt.stop()
@@ -243,11 +254,7 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return cloneBytes(v), nil
 }
 
-func (db *DB) isClosed() bool {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return db.mu.closed
-}
+func (db *DB) isClosed() bool { return db.closed.Load() }
 
 func cloneBytes(b []byte) []byte {
 	if b == nil {

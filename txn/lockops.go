@@ -159,7 +159,7 @@ func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([
 func (tx *Tx) candidatesLocked(start, end []byte) ([][]byte, error) {
 	latest := tx.db.store.Latest()
 	defer latest.Close()
-	it := latest.Iter(start, end, tx.writes)
+	it := latest.Iter(start, end, &tx.writes)
 	defer it.Close()
 	var keys [][]byte
 	for it.Next() {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
 )
 
 var slicesSortFunc = slices.SortFunc[[]prelock, prelock]
@@ -85,7 +86,7 @@ func (tx *Tx) Put(key, value []byte) error {
 	if err := tx.lockForWriteLocked(key); err != nil {
 		return err
 	}
-	tx.writes.Put(bytes.Clone(key), cloneBytes(value))
+	tx.writes.Put(key, value) // the write set copies
 	return nil
 }
 
@@ -99,7 +100,7 @@ func (tx *Tx) Delete(key []byte) error {
 	if err := tx.lockForWriteLocked(key); err != nil {
 		return err
 	}
-	tx.writes.Delete(bytes.Clone(key))
+	tx.writes.Delete(key)
 	return nil
 }
 
@@ -126,7 +127,7 @@ func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
 	if cur != version {
 		return &VersionMismatchError{Key: bytes.Clone(key), Expected: version, Actual: cur}
 	}
-	tx.writes.Put(bytes.Clone(key), cloneBytes(value))
+	tx.writes.Put(key, value) // the write set copies
 	return nil
 }
 
@@ -169,42 +170,70 @@ func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
 // Scan calls fn for each key in [start, end) (nil: unbounded) in key order,
 // merging the transaction's own writes. fn's slices are valid only during
 // the call and must not be modified. An error from fn stops the scan and is
-// returned. Strict 2PL locks the range shared first (no phantoms);
-// optimistic Serializable records the range for validation.
+// returned. fn may use the transaction (Get, Put, …): the transaction's
+// mutex is not held while fn runs. Strict 2PL locks the range shared first
+// (no phantoms); optimistic Serializable records the range for validation.
 func (tx *Tx) Scan(start, end []byte, fn func(key, value []byte) error) error {
+	it, err := tx.startScan(start, end)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var last []byte
+	for {
+		k, v, ok, err := tx.scanNext(it)
+		if err != nil || !ok {
+			tx.endScan(start, end, nil, false)
+			return err
+		}
+		if err := fn(k, v); err != nil {
+			last = bytes.Clone(k)
+			tx.endScan(start, end, last, true)
+			return err
+		}
+	}
+}
+
+func (tx *Tx) startScan(start, end []byte) (*mvcc.Iterator, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if err := tx.usableLocked(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := tx.lockScanLocked(start, end); err != nil {
-		return err
+		return nil, err
 	}
-	last, err := tx.iterateLocked(start, end, fn)
-	if !tx.locking() && !tx.readOnly {
-		tx.recordRange(start, end, last, err != nil)
+	return tx.rd.Iter(start, end, &tx.writes), nil
+}
+
+// scanNext advances the iterator under the mutex; a transaction rolled back
+// meanwhile (context cancelled, DB closed) ends the scan with its error.
+func (tx *Tx) scanNext(it *mvcc.Iterator) (key, value []byte, ok bool, err error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if err := tx.usableLocked(); err != nil {
+		return nil, nil, false, err
 	}
-	return err
+	if !it.Next() {
+		return nil, nil, false, it.Err()
+	}
+	return it.Key(), it.Value(), true, nil
+}
+
+// endScan records what an optimistic Serializable scan read.
+func (tx *Tx) endScan(start, end, last []byte, stopped bool) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if !tx.done && !tx.locking() && !tx.readOnly {
+		tx.recordRange(start, end, last, stopped)
+	}
 }
 
 func (tx *Tx) lockScanLocked(start, end []byte) error {
-	if !(tx.locking() && tx.iso == Serializable) || tx.readOnly {
+	if !(tx.locking() && tx.iso == Serializable) || tx.readOnly || emptyRange(start, end) {
 		return nil
 	}
 	return tx.lockLocked(lockmgr.Span(start, end), lockmgr.Shared, lockmgr.Block, tx.timeout)
-}
-
-// iterateLocked runs fn over the merged view; it returns the last key given
-// to fn (a copy), so a scan stopped early records only what it read.
-func (tx *Tx) iterateLocked(start, end []byte, fn func(key, value []byte) error) (last []byte, err error) {
-	it := tx.rd.Iter(start, end, tx.writes)
-	defer it.Close()
-	for it.Next() {
-		if err := fn(it.Key(), it.Value()); err != nil {
-			return bytes.Clone(it.Key()), err
-		}
-	}
-	return nil, it.Err()
 }
 
 // recordRange remembers the scanned range for validation; a scan stopped
@@ -215,4 +244,9 @@ func (tx *Tx) recordRange(start, end, last []byte, stopped bool) {
 		r.end = append(last, 0)
 	}
 	tx.ranges = append(tx.ranges, r)
+}
+
+// emptyRange reports whether [start, end) holds no key at all.
+func emptyRange(start, end []byte) bool {
+	return start != nil && end != nil && bytes.Compare(start, end) >= 0
 }

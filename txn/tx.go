@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
+	"github.com/txkv/txkv/wal"
 )
 
 // Tx is one transaction. It is not safe for concurrent use by several
@@ -36,10 +38,10 @@ type Tx struct {
 	done     bool
 	abortErr error // why the transaction was rolled back asynchronously
 	rd       *mvcc.Snapshot
-	writes   *mvcc.WriteSet
-	reads    [][]byte   // keys read from the snapshot, validated at commit (Serializable OCC)
-	ranges   []keyRange // ranges scanned from the snapshot, validated at commit
-	locked   bool       // the transaction may hold locks
+	writes   mvcc.WriteSet // the zero value is empty and allocates nothing
+	reads    [][]byte      // keys read from the snapshot, validated at commit (Serializable OCC)
+	ranges   []keyRange    // ranges scanned from the snapshot, validated at commit
+	locked   bool          // the transaction may hold locks
 }
 
 type keyRange struct{ start, end []byte }
@@ -86,11 +88,9 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, pre []pr
 	if pre != nil {
 		tx.strategy = Pessimistic // a Hybrid retry
 	}
-	if err := db.register(tx); err != nil {
+	if err := tx.open(ctx); err != nil {
 		return nil, err
 	}
-	tx.bind(ctx)
-	tx.openReader()
 	if len(pre) > 0 {
 		if err := tx.lockPrelocks(pre); err != nil {
 			return nil, err
@@ -113,8 +113,8 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if tx.iso == IsolationDefault {
 		tx.iso = db.cfg.Isolation
 	}
-	if tx.requested < Pessimistic || tx.requested > Adaptive || tx.iso < Serializable || tx.iso > Snapshot {
-		return nil, ErrInvalidOption
+	if err := validateTxOptions(&o, tx); err != nil {
+		return nil, err
 	}
 	tx.strategy = tx.requested
 	tx.timeout = db.lockTimeout(o.LockTimeout)
@@ -122,15 +122,45 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	return tx, nil
 }
 
+// open binds the transaction to ctx, opens its reader and registers it
+// with the DB — under tx.mu, so an AfterFunc fired by an early cancel waits
+// until the transaction is whole, and Close only ever sees whole ones.
+func (tx *Tx) open(ctx context.Context) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	tx.bind(ctx)
+	tx.openReader()
+	if err := tx.db.register(tx); err != nil {
+		tx.done = true
+		tx.rd.Close()
+		tx.stopAfter()
+		tx.cancelCtx(nil)
+		return err
+	}
+	return nil
+}
+
 // bind ties the transaction to ctx: cancelling ctx (or closing the DB, which
 // cancels with wal.ErrClosed as the cause) rolls the transaction back.
+//
+// A parent that can never be cancelled (context.Background) costs nothing:
+// the transaction waits on the DB's own closing context, and Close rolls it
+// back directly. Only cancellable parents pay for a child context and an
+// AfterFunc.
 func (tx *Tx) bind(parent context.Context) {
-	tx.ctx, tx.cancelCtx = context.WithCancelCause(parent)
-	tx.stopAfter = context.AfterFunc(tx.ctx, tx.abortAsync)
+	if parent.Done() == nil {
+		tx.ctx, tx.cancelCtx, tx.stopAfter = tx.db.closing.ctx, noCancel, noStop
+	} else {
+		tx.ctx, tx.cancelCtx = context.WithCancelCause(parent)
+		tx.stopAfter = context.AfterFunc(tx.ctx, tx.abortAsync)
+	}
 	if tx.label != "" {
 		tx.db.locks.SetLabel(tx.id, tx.label)
 	}
 }
+
+func noCancel(error) {}
+func noStop() bool   { return true }
 
 // openReader chooses what reads see: strict 2PL reads the latest committed
 // version under its locks; everything else reads a snapshot at the watermark.
@@ -140,10 +170,18 @@ func (tx *Tx) openReader() {
 	} else {
 		tx.rd = tx.db.store.Snapshot()
 	}
-	tx.writes = mvcc.NewWriteSet()
 }
 
-func (tx *Tx) cancel(cause error) { tx.cancelCtx(cause) }
+// closeAbort is how Close ends a running transaction: cancel its own
+// context (its AfterFunc rolls it back), or, for one bound to the DB's
+// closing context, roll it back here.
+func (tx *Tx) closeAbort() {
+	if tx.ctx == tx.db.closing.ctx {
+		tx.abortAsync()
+		return
+	}
+	tx.cancelCtx(wal.ErrClosed)
+}
 
 // abortAsync runs when the context is done: it rolls back unless the
 // transaction already finished.
@@ -242,7 +280,8 @@ func (tx *Tx) lockLocked(t lockmgr.Target, mode lockmgr.Mode, p lockmgr.WaitPoli
 	tx.db.stats.noteLockError(err)
 	switch {
 	case tx.ctx.Err() != nil:
-		return tx.failLocked(tx.ctxErr())
+		tx.abortErr = tx.ctxErr() // later calls report the cancellation too
+		return tx.failLocked(tx.abortErr)
 	case errors.Is(err, lockmgr.ErrDeadlock):
 		return tx.failLocked(err)
 	}
@@ -293,4 +332,16 @@ func sortPrelocks(p []prelock) {
 		w++
 	}
 	clear(p[w:])
+}
+
+func validateTxOptions(o *TxOptions, tx *Tx) error {
+	switch {
+	case tx.requested < Pessimistic || tx.requested > Adaptive:
+		return fmt.Errorf("%w: unknown strategy %v", ErrInvalidOption, o.Strategy)
+	case tx.iso < Serializable || tx.iso > Snapshot:
+		return fmt.Errorf("%w: unknown isolation %v", ErrInvalidOption, o.Isolation)
+	case o.Retry != nil:
+		return o.Retry.validate()
+	}
+	return nil
 }

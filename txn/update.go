@@ -20,6 +20,11 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 	if fn == nil {
 		return errNilFn
 	}
+	if opts != nil && opts.Retry != nil {
+		if err := opts.Retry.validate(); err != nil {
+			return err
+		}
+	}
 	policy := db.retryPolicy(opts)
 	var pre []prelock
 	for attempt := 1; ; attempt++ {

@@ -1,0 +1,250 @@
+package txkv_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/txkv/txkv"
+)
+
+// TestMain checks that no test leaves a goroutine behind: every DB a test
+// opens must be closed, and Close must wait for the log writer, the
+// checkpointer and the deadlock sweeper.
+//
+// The kill -9 test re-executes this binary as a child (see kill_test.go);
+// the child is killed, so it never reaches the leak check.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var bg = context.Background()
+
+// waitLimit bounds every wait of a test on another goroutine or on the DB:
+// far above anything a healthy run needs, so reaching it means a hang.
+const waitLimit = 20 * time.Second
+
+// openMem opens an in-memory DB closed at the end of the test.
+func openMem(t testing.TB, opts *txkv.Options) *txkv.DB {
+	t.Helper()
+	db, err := txkv.Open("", opts)
+	if err != nil {
+		t.Fatalf("Open(\"\"): %v", err)
+	}
+	t.Cleanup(func() { closeQuietly(t, db) })
+	return db
+}
+
+// openAt opens the file DB at path; the caller closes it.
+func openAt(t testing.TB, path string, opts *txkv.Options) *txkv.DB {
+	t.Helper()
+	db, err := txkv.Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return db
+}
+
+// openFile opens a new file DB in t.TempDir(), closed at the end of the test.
+func openFile(t testing.TB, opts *txkv.Options) (*txkv.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "txkv.db")
+	db := openAt(t, path, opts)
+	t.Cleanup(func() { closeQuietly(t, db) })
+	return db, path
+}
+
+// closeQuietly closes db, accepting ErrClosed (the test closed it already).
+func closeQuietly(t testing.TB, db *txkv.DB) {
+	t.Helper()
+	if err := db.Close(); err != nil && !errors.Is(err, txkv.ErrClosed) {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func mustPut(t testing.TB, db *txkv.DB, key, value string) {
+	t.Helper()
+	if err := db.Put(bg, []byte(key), []byte(value)); err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+}
+
+// getString reads key with db.Get; "" and false if absent.
+func getString(t testing.TB, db *txkv.DB, key string) (string, bool) {
+	t.Helper()
+	v, err := db.Get(bg, []byte(key))
+	if errors.Is(err, txkv.ErrNotFound) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v), true
+}
+
+func wantValue(t testing.TB, db *txkv.DB, key, want string) {
+	t.Helper()
+	got, ok := getString(t, db, key)
+	if !ok || got != want {
+		t.Fatalf("Get(%q) = %q (found %v), want %q", key, got, ok, want)
+	}
+}
+
+func wantAbsent(t testing.TB, db *txkv.DB, key string) {
+	t.Helper()
+	if got, ok := getString(t, db, key); ok {
+		t.Fatalf("Get(%q) = %q, want ErrNotFound", key, got)
+	}
+}
+
+func mustBegin(t testing.TB, db *txkv.DB, opts *txkv.TxOptions) *txkv.Tx {
+	t.Helper()
+	tx, err := db.Begin(bg, opts)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	return tx
+}
+
+// scanAll collects Scan(start, end) as "k=v" strings, in order.
+func scanAll(t testing.TB, tx *txkv.Tx, start, end []byte) []string {
+	t.Helper()
+	var out []string
+	err := tx.Scan(start, end, func(k, v []byte) error {
+		out = append(out, string(k)+"="+string(v))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan(%q, %q): %v", start, end, err)
+	}
+	return out
+}
+
+// waitFor polls cond (an introspection query) until it holds, failing the
+// test after waitLimit. Polling an introspection API is how tests observe
+// that another goroutine is blocked; they never sleep to "let it block".
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	tick := time.NewTicker(200 * time.Microsecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+// isWaiting reports whether transaction id waits for a lock right now.
+func isWaiting(db *txkv.DB, id uint64) bool {
+	for _, l := range db.Locks() {
+		if l.TxID == id && !l.Granted {
+			return true
+		}
+	}
+	return false
+}
+
+// holds reports whether transaction id holds a granted lock on key in mode.
+func holds(db *txkv.DB, id uint64, key string, mode txkv.LockMode) bool {
+	for _, l := range db.Locks() {
+		if l.TxID == id && l.Granted && !l.Range && string(l.Key) == key && l.Mode == mode {
+			return true
+		}
+	}
+	return false
+}
+
+// recv waits for one value from ch, failing the test after waitLimit.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitLimit):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// envOr returns the environment variable name or def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// mode is one strategy at one isolation level: the axes of DESIGN §3.
+type mode struct {
+	name     string
+	strategy txkv.Strategy
+	iso      txkv.Isolation
+}
+
+func (m mode) txOptions() *txkv.TxOptions {
+	return &txkv.TxOptions{Strategy: m.strategy, Isolation: m.iso}
+}
+
+func (m mode) serializable() bool { return m.iso == txkv.Serializable }
+
+var (
+	pessimisticSerializable = mode{"pessimistic-serializable", txkv.Pessimistic, txkv.Serializable}
+	pessimisticSnapshot     = mode{"pessimistic-snapshot", txkv.Pessimistic, txkv.Snapshot}
+	optimisticSerializable  = mode{"optimistic-serializable", txkv.Optimistic, txkv.Serializable}
+	optimisticSnapshot      = mode{"optimistic-snapshot", txkv.Optimistic, txkv.Snapshot}
+	hybridSerializable      = mode{"hybrid-serializable", txkv.Hybrid, txkv.Serializable}
+	hybridSnapshot          = mode{"hybrid-snapshot", txkv.Hybrid, txkv.Snapshot}
+	adaptiveSerializable    = mode{"adaptive-serializable", txkv.Adaptive, txkv.Serializable}
+	adaptiveSnapshot        = mode{"adaptive-snapshot", txkv.Adaptive, txkv.Snapshot}
+)
+
+// allModes is every strategy at both isolation levels.
+var allModes = []mode{
+	pessimisticSerializable, pessimisticSnapshot,
+	optimisticSerializable, optimisticSnapshot,
+	hybridSerializable, hybridSnapshot,
+	adaptiveSerializable, adaptiveSnapshot,
+}
+
+// childEnv names the child test a re-executed test binary must run.
+const childEnv = "TXKV_TEST_CHILD"
+
+func isChild(name string) bool { return os.Getenv(childEnv) == name }
+
+// runChildTest re-executes the test binary to run only the test named child
+// (which must skip unless isChild(child)), and fails t if the child fails,
+// panics, reports a data race or outlives limit. Scenarios that can crash
+// or hang the process run this way so they fail one test, not the package.
+func runChildTest(t *testing.T, child string, limit time.Duration) string {
+	t.Helper()
+	if os.Getenv(childEnv) != "" {
+		t.Skip("this is a child process")
+	}
+	ctx, cancel := context.WithTimeout(bg, limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+child)
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if len(text) > 12000 {
+		text = text[:6000] + "\n…\n" + text[len(text)-6000:]
+	}
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s hung and was killed after %v:\n%s", child, limit, text)
+	case err != nil:
+		t.Fatalf("%s failed (%v):\n%s", child, err, text)
+	case !strings.Contains(string(out), "--- PASS: "+child):
+		t.Fatalf("%s did not run:\n%s", child, text)
+	}
+	return string(out)
+}

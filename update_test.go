@@ -1,0 +1,290 @@
+package txkv_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/txkv/txkv"
+)
+
+// Update's contract: retry retryable errors (conflicts, deadlocks) per the
+// retry policy, roll back on any error and on panic (re-panicking), never
+// retry other errors.
+
+// interferer commits a write to key each time it is poked, so a test can
+// make a transaction conflict at a chosen moment without sleeping.
+type interferer struct {
+	poke chan string
+	done chan error
+	wg   sync.WaitGroup
+}
+
+func newInterferer(t *testing.T, db *txkv.DB, key string) *interferer {
+	in := &interferer{poke: make(chan string), done: make(chan error)}
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		for v := range in.poke {
+			in.done <- db.Put(bg, []byte(key), []byte(v))
+		}
+	}()
+	t.Cleanup(func() { close(in.poke); in.wg.Wait() })
+	return in
+}
+
+// write makes the interferer commit value and waits for it.
+func (in *interferer) write(t *testing.T, value string) error {
+	t.Helper()
+	in.poke <- value
+	return recv(t, in.done, "the interfering write")
+}
+
+func TestUpdateRetriesOnConflict(t *testing.T) {
+	for _, m := range []mode{optimisticSerializable, optimisticSnapshot, hybridSerializable, hybridSnapshot} {
+		t.Run(m.name, func(t *testing.T) {
+			db := openMem(t, nil)
+			mustPut(t, db, "k", "0")
+			in := newInterferer(t, db, "k")
+			before := db.Stats()
+			attempts := 0
+			err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+				attempts++
+				v, err := tx.Get([]byte("k"))
+				if err != nil {
+					return err
+				}
+				if attempts == 1 {
+					// Another transaction commits k between our read and
+					// our commit: a lost update unless we retry.
+					if err := in.write(t, string(v)+"+theirs"); err != nil {
+						return err
+					}
+				}
+				return tx.Put([]byte("k"), append(v, "+mine"...))
+			})
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if attempts != 2 {
+				t.Fatalf("fn ran %d times, want 2 (one conflict, one retry)", attempts)
+			}
+			wantValue(t, db, "k", "0+theirs+mine")
+			after := db.Stats()
+			if after.Retries != before.Retries+1 || after.Conflicts < before.Conflicts+1 {
+				t.Fatalf("Stats: retries %d→%d conflicts %d→%d; want +1 retry, ≥ +1 conflict",
+					before.Retries, after.Retries, before.Conflicts, after.Conflicts)
+			}
+		})
+	}
+}
+
+func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
+	db := openMem(t, nil)
+	mustPut(t, db, "k", "0")
+	in := newInterferer(t, db, "k")
+	attempts := 0
+	policy := &txkv.RetryPolicy{MaxAttempts: 3}
+	err := db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, Retry: policy}, func(tx *txkv.Tx) error {
+		attempts++
+		if _, err := tx.Get([]byte("k")); err != nil {
+			return err
+		}
+		if err := in.write(t, "theirs"); err != nil {
+			return err
+		}
+		return tx.Put([]byte("k"), []byte("mine"))
+	})
+	var ce *txkv.ConflictError
+	if !errors.Is(err, txkv.ErrConflict) || !errors.As(err, &ce) || !txkv.IsRetryable(err) {
+		t.Fatalf("Update conflicting every time = %v, want *ConflictError", err)
+	}
+	if string(ce.Key) != "k" || ce.Reason == "" {
+		t.Fatalf("conflict detail %+v: want key k and a reason", ce)
+	}
+	if attempts != 3 {
+		t.Fatalf("fn ran %d times, want MaxAttempts = 3", attempts)
+	}
+	wantValue(t, db, "k", "theirs")
+}
+
+func TestUpdateDoesNotRetryOtherErrors(t *testing.T) {
+	for _, m := range allModes {
+		t.Run(m.name, func(t *testing.T) {
+			db := openMem(t, nil)
+			sentinel := errors.New("business rule says no")
+			for _, want := range []error{sentinel, txkv.ErrNotFound, txkv.ErrLockTimeout} {
+				attempts := 0
+				err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+					attempts++
+					if err := tx.Put([]byte("k"), []byte("v")); err != nil {
+						return err
+					}
+					return want
+				})
+				if !errors.Is(err, want) || attempts != 1 {
+					t.Fatalf("fn returning %v: Update = %v after %d attempts; want it once, as is", want, err, attempts)
+				}
+				wantAbsent(t, db, "k")
+			}
+			if l := db.Locks(); len(l) != 0 {
+				t.Fatalf("locks left after failed Updates: %+v", l)
+			}
+		})
+	}
+}
+
+func TestUpdatePanicRollsBackAndRepanics(t *testing.T) {
+	for _, m := range allModes {
+		t.Run(m.name, func(t *testing.T) {
+			db := openMem(t, nil)
+			mustPut(t, db, "k", "before")
+			aborts := db.Stats().Aborts
+			func() {
+				defer func() {
+					if r := recover(); r != "boom" {
+						t.Fatalf("recovered %v, want the panic value boom", r)
+					}
+				}()
+				_ = db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+					if err := tx.Put([]byte("k"), []byte("during")); err != nil {
+						return err
+					}
+					if err := tx.Put([]byte("other"), []byte("x")); err != nil {
+						return err
+					}
+					panic("boom")
+				})
+				t.Fatal("Update returned instead of re-panicking")
+			}()
+			wantValue(t, db, "k", "before")
+			wantAbsent(t, db, "other")
+			if l := db.Locks(); len(l) != 0 {
+				t.Fatalf("locks left by the panicking Update: %+v", l)
+			}
+			if a := db.Stats().Aborts; a != aborts+1 {
+				t.Fatalf("Stats().Aborts %d → %d, want one more", aborts, a)
+			}
+			// The DB is fine: it writes, and Close does not wait for a
+			// transaction the panic left registered.
+			mustPut(t, db, "k", "after")
+			closed := make(chan error, 1)
+			go func() { closed <- db.Close() }()
+			if err := recv(t, closed, "Close after a panicking Update"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Two pessimistic Updates lock a,b and b,a: one is the deadlock victim,
+// Update retries it, and both succeed.
+func TestUpdateRetriesDeadlockVictim(t *testing.T) {
+	db := openMem(t, &txkv.Options{LockTimeout: -1})
+	mustPut(t, db, "a", "0")
+	mustPut(t, db, "b", "0")
+	var arrived sync.WaitGroup // both hold their first lock
+	arrived.Add(2)
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	run := func(name, first, second string) error {
+		return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Pessimistic, Label: name}, func(tx *txkv.Tx) error {
+			mu.Lock()
+			attempts[name]++
+			n := attempts[name]
+			mu.Unlock()
+			if err := tx.Put([]byte(first), []byte(name)); err != nil {
+				return err
+			}
+			if n == 1 {
+				arrived.Done()
+				arrived.Wait()
+			}
+			return tx.Put([]byte(second), []byte(name))
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- run("T1", "a", "b") }()
+	go func() { errs <- run("T2", "b", "a") }()
+	for range 2 {
+		if err := recv(t, errs, "both Updates"); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+	}
+	if total := attempts["T1"] + attempts["T2"]; total != 3 {
+		t.Fatalf("attempts %v: want exactly one retry (one victim)", attempts)
+	}
+	a, _ := getString(t, db, "a")
+	b, _ := getString(t, db, "b")
+	if a != b {
+		t.Fatalf("a=%s b=%s: the transactions interleaved", a, b)
+	}
+	dl := db.LastDeadlock()
+	if dl == nil || len(dl.Cycle) != 2 || !errors.Is(dl, txkv.ErrDeadlock) {
+		t.Fatalf("LastDeadlock = %v, want a 2-edge cycle", dl)
+	}
+	if s := db.Stats(); s.Deadlocks == 0 || s.Retries == 0 {
+		t.Fatalf("Stats deadlocks %d retries %d, want both > 0", s.Deadlocks, s.Retries)
+	}
+}
+
+// Hybrid: after a conflict the retry runs pessimistically and has already
+// locked, in key order, what the failed attempt read (S) and wrote (X).
+func TestHybridRetryRunsPessimisticWithPrelocks(t *testing.T) {
+	db := openMem(t, nil)
+	mustPut(t, db, "r", "read-me")
+	mustPut(t, db, "w", "0")
+	in := newInterferer(t, db, "r")
+	attempts := 0
+	var strategies []txkv.Strategy
+	err := db.Update(bg, &txkv.TxOptions{Strategy: txkv.Hybrid}, func(tx *txkv.Tx) error {
+		attempts++
+		strategies = append(strategies, tx.Strategy())
+		if attempts == 2 {
+			if !holds(db, tx.ID(), "r", txkv.Shared) || !holds(db, tx.ID(), "w", txkv.Exclusive) {
+				t.Errorf("retry starts holding %+v; want S on r and X on w", db.Locks())
+			}
+		}
+		if _, err := tx.Get([]byte("r")); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			if err := in.write(t, "changed"); err != nil {
+				return err
+			}
+		}
+		return tx.Put([]byte("w"), []byte("done"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Attempt 1 reports hybrid (it runs optimistically); the retry runs, and
+	// reports, pessimistic.
+	if attempts != 2 || strategies[0] == txkv.Pessimistic || strategies[1] != txkv.Pessimistic {
+		t.Fatalf("attempts %d strategies %v, want [hybrid pessimistic]", attempts, strategies)
+	}
+	wantValue(t, db, "w", "done")
+}
+
+// fn cancelling Update's own ctx: the commit must not happen.
+func TestUpdateContextCancelledInsideFn(t *testing.T) {
+	for _, m := range allModes {
+		t.Run(m.name, func(t *testing.T) {
+			db := openMem(t, nil)
+			ctx, cancel := context.WithCancel(bg)
+			defer cancel()
+			err := db.Update(ctx, m.txOptions(), func(tx *txkv.Tx) error {
+				if err := tx.Put([]byte("k"), []byte("v")); err != nil {
+					return err
+				}
+				cancel()
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Update whose ctx was cancelled in fn = %v, want context.Canceled", err)
+			}
+			wantAbsent(t, db, "k")
+		})
+	}
+}

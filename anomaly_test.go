@@ -49,7 +49,14 @@ func serializableModes() []mode {
 
 // anomalyOptions: no lock timeouts, so only deadlock detection or commits
 // end a wait, and a hang is caught by sched's limit instead.
-func anomalyOptions() *txkv.Options { return &txkv.Options{LockTimeout: -1} }
+// anomalyOptions waits for locks forever (a hang is a bug the test's own
+// deadline reports) and keeps Adaptive's default threshold, so Adaptive runs
+// as MOCC (optimistic, cold keys unlocked) rather than as pure 2PL.
+func anomalyOptions() *txkv.Options {
+	o := txkv.DefaultOptions()
+	o.LockTimeout = -1
+	return o
+}
 
 var errRefused = errors.New("business rule refused the change")
 

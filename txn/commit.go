@@ -3,6 +3,7 @@ package txn
 import (
 	"bytes"
 	"context"
+	"errors"
 
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
@@ -50,7 +51,7 @@ func (tx *Tx) commit() error {
 	ts := tx.db.store.Next()
 	if err := tx.validateLocked(writes); err != nil {
 		tx.db.store.Done(ts)
-		tx.db.stats.conflicts.Add(1)
+		tx.db.noteConflict(err)
 		return tx.failLocked(err)
 	}
 	if err := tx.db.appendLog(ts, tx.id, writes); err != nil {
@@ -157,4 +158,14 @@ func (db *DB) appendLog(ts, id uint64, writes []mvcc.Write) error {
 		return nil
 	}
 	return db.log.Append(&wal.Record{TS: ts, TxnID: id, Ops: writesToOps(writes)})
+}
+
+// noteConflict counts a validation failure and heats the key it happened on
+// (for a range: its start), so Adaptive transactions lock it next time.
+func (db *DB) noteConflict(err error) {
+	db.stats.conflicts.Add(1)
+	var ce *ConflictError
+	if errors.As(err, &ce) && len(ce.Key) > 0 {
+		db.temp.Heat(ce.Key)
+	}
 }

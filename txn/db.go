@@ -25,6 +25,9 @@ type DB struct {
 	locks *lockmgr.Manager
 	stats counters
 
+	temp   *temperature // per-key conflict temperature (Adaptive)
+	window *window      // windowed conflict rate (Stats, Adaptive, Advice)
+
 	nextID       atomic.Uint64
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 
@@ -51,7 +54,7 @@ type DB struct {
 // whose contents are lost at Close. cfg must have been defaulted and
 // validated.
 func Open(path string, cfg Config) (*DB, error) {
-	db := &DB{cfg: cfg}
+	db := &DB{cfg: cfg, temp: newTemperature(), window: newWindow()}
 	db.mu.active = make(map[*Tx]struct{})
 	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {

@@ -76,6 +76,7 @@ func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, opts []LockOption) ([]byt
 	if err := tx.lockLocked(lockmgr.Point(key), mode, pointPolicy(o.policy), o.timeout); err != nil {
 		return nil, err
 	}
+	tx.nReads++
 	v, _, ok, err := tx.readLockedKeyLocked(key)
 	if err != nil {
 		return nil, err

@@ -55,14 +55,40 @@ func (tx *Tx) checkReadLocked(key []byte) error {
 // prescribes: under strict 2PL it first takes a shared lock and reads the
 // latest; otherwise it reads the snapshot and records the read.
 func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok bool, err error) {
-	if tx.locking() && tx.iso == Serializable && !tx.readOnly {
+	tx.nReads++
+	switch {
+	case tx.readOnly:
+	case tx.locking() && tx.iso == Serializable:
 		if err := tx.lockLocked(lockmgr.Point(key), lockmgr.Shared, lockmgr.Block, tx.timeout); err != nil {
 			return nil, 0, false, err
 		}
-	} else if !tx.readOnly {
+	case tx.hotLocked(key):
+		// Adaptive: a key that keeps failing validation is locked now
+		// (MOCC), exclusively if the failed attempt wrote it, so the
+		// retry does not deadlock upgrading S to X.
+		if err := tx.lockLocked(lockmgr.Point(key), tx.hotMode(key), lockmgr.Block, tx.timeout); err != nil {
+			return nil, 0, false, err
+		}
+		return tx.readLockedKeyLocked(key)
+	default:
 		tx.recordRead(key)
 	}
 	return tx.rd.Get(key)
+}
+
+// hotLocked reports whether an Adaptive transaction should lock key now:
+// its conflict temperature has reached the threshold.
+func (tx *Tx) hotLocked(key []byte) bool {
+	return tx.adaptive && int64(tx.db.temp.Of(key)) >= int64(tx.db.cfg.AdaptiveThreshold)
+}
+
+func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
+	for _, k := range tx.hotX {
+		if bytes.Equal(k, key) {
+			return lockmgr.Exclusive
+		}
+	}
+	return lockmgr.Shared
 }
 
 // recordRead remembers a snapshot read for commit-time validation (and for a
@@ -147,7 +173,8 @@ func (tx *Tx) checkWriteLocked(key []byte) error {
 // lockForWriteLocked takes the exclusive lock a pessimistic write needs at
 // call time, and applies first-updater-wins under Snapshot isolation.
 func (tx *Tx) lockForWriteLocked(key []byte) error {
-	if !tx.locking() {
+	tx.nWrites++
+	if !tx.locking() && !tx.hotLocked(key) {
 		return nil
 	}
 	if err := tx.lockLocked(lockmgr.Point(key), lockmgr.Exclusive, lockmgr.Block, tx.timeout); err != nil {
@@ -164,6 +191,7 @@ func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
 		return nil
 	}
 	tx.db.stats.conflicts.Add(1)
+	tx.db.temp.Heat(key)
 	return tx.failLocked(&ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: ReasonUpdateConflict})
 }
 
@@ -217,6 +245,7 @@ func (tx *Tx) scanNext(it *mvcc.Iterator) (key, value []byte, ok bool, err error
 	if !it.Next() {
 		return nil, nil, false, it.Err()
 	}
+	tx.nReads++
 	return it.Key(), it.Value(), true, nil
 }
 

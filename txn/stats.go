@@ -1,19 +1,62 @@
 package txn
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/wal"
 )
 
-// counters are the engine's contention statistics: plain atomics, so
+// abortReason says why a transaction ended without committing: the
+// breakdown the guide's monitors ask for.
+type abortReason uint8
+
+const (
+	reasonRollback  abortReason = iota // the caller rolled back (or fn returned an error)
+	reasonConflict                     // optimistic validation failed
+	reasonDeadlock                     // chosen as a deadlock victim
+	reasonTimeout                      // a lock wait timed out, then the caller gave up
+	reasonNoWait                       // NOWAIT / SKIP LOCKED refused, then the caller gave up
+	reasonCancelled                    // context cancelled or DB closed
+	reasonLogFailed                    // the log write failed
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"rollback", "conflict", "deadlock", "timeout", "nowait", "cancelled", "log-failed"}
+
+func (r abortReason) String() string { return reasonNames[r] }
+
+// classify maps an error that ended a transaction to its reason.
+func classify(err error) abortReason {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return reasonConflict
+	case errors.Is(err, lockmgr.ErrDeadlock):
+		return reasonDeadlock
+	case errors.Is(err, lockmgr.ErrLockTimeout):
+		return reasonTimeout
+	case errors.Is(err, lockmgr.ErrLockNotAvailable):
+		return reasonNoWait
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, wal.ErrClosed):
+		return reasonCancelled
+	case errors.Is(err, wal.ErrLogFailed):
+		return reasonLogFailed
+	}
+	return reasonRollback
+}
+
+// counters are the engine's contention statistics: plain atomics updated
+// once per transaction (per-operation counts are summed in the Tx first), so
 // counting costs a few nanoseconds on the commit path.
 type counters struct {
 	commits, aborts, conflicts, deadlocks atomic.Uint64
 	lockTimeouts, notAvailable, retries   atomic.Uint64
+	reads, writes                         atomic.Uint64
 	byStrategy                            [Adaptive + 1]strategyCounters
+	byReason                              [numReasons]atomic.Uint64
 	txNanos, txCount                      atomic.Uint64
 	checkpoints                           atomic.Uint64
 }
@@ -22,6 +65,13 @@ type strategyCounters struct{ commits, aborts atomic.Uint64 }
 
 // StrategyStats are the commit and abort counts of one strategy.
 type StrategyStats struct{ Commits, Aborts uint64 }
+
+// HistogramBucket is one bucket of a latency histogram: Count waits took at
+// most UpperBound (and more than the previous bucket's bound).
+type HistogramBucket struct {
+	UpperBound time.Duration // the last bucket's bound is the largest Duration
+	Count      uint64
+}
 
 // Stats is a snapshot of the database's counters, like sql.DB.Stats: the
 // monitors of the concurrency-control guide (optimistic conflicts, lock
@@ -36,9 +86,19 @@ type Stats struct {
 	Retries      uint64 // Update attempts after the first
 	NotAvailable uint64 // NOWAIT / SKIP LOCKED requests refused
 
-	LockWaitTime  time.Duration // total time spent waiting for locks
-	MeanTxTime    time.Duration // mean duration of finished transactions
-	ByStrategy    map[string]StrategyStats
+	AbortsByReason map[string]uint64        // rollback, conflict, deadlock, timeout, nowait, cancelled, log-failed
+	ByStrategy     map[string]StrategyStats // by the strategy asked for
+
+	// ConflictRate is the share of read-write attempts of the last 10 s that
+	// ended in a conflict or as a deadlock victim (Adaptive steers by it).
+	ConflictRate   float64
+	Reads, Writes  uint64  // key reads and writes made inside transactions
+	ReadWriteRatio float64 // Reads / Writes (0 with no writes)
+	MeanTxTime     time.Duration
+
+	LockWaitTime      time.Duration // total time spent waiting for locks
+	LockWaitHistogram []HistogramBucket
+
 	WALBatches    uint64  // group-commit batches written
 	WALRecords    uint64  // commit records written
 	MeanBatchSize float64 // records per batch
@@ -48,7 +108,9 @@ type Stats struct {
 	ReadTS        uint64 // the read watermark
 }
 
-func (c *counters) noteEnd(tx *Tx, committed bool) {
+// noteEnd counts a finished transaction, and feeds the conflict window.
+func (db *DB) noteEnd(tx *Tx, committed bool) {
+	c := &db.stats
 	sc := &c.byStrategy[tx.requested]
 	if committed {
 		c.commits.Add(1)
@@ -56,9 +118,19 @@ func (c *counters) noteEnd(tx *Tx, committed bool) {
 	} else {
 		c.aborts.Add(1)
 		sc.aborts.Add(1)
+		c.byReason[tx.reason].Add(1)
+	}
+	if tx.nReads > 0 {
+		c.reads.Add(uint64(tx.nReads))
+	}
+	if tx.nWrites > 0 {
+		c.writes.Add(uint64(tx.nWrites))
 	}
 	c.txNanos.Add(uint64(time.Since(tx.start)))
 	c.txCount.Add(1)
+	if !tx.readOnly && (committed || tx.nWrites > 0 || tx.reason != reasonRollback) {
+		db.window.Note(!committed && (tx.reason == reasonConflict || tx.reason == reasonDeadlock))
+	}
 }
 
 func (c *counters) noteLockError(err error) {
@@ -77,8 +149,13 @@ func (db *DB) Stats() Stats {
 		Commits: c.commits.Load(), Aborts: c.aborts.Load(), Conflicts: c.conflicts.Load(),
 		Deadlocks: c.deadlocks.Load(), LockTimeouts: c.lockTimeouts.Load(),
 		Retries: c.retries.Load(), NotAvailable: c.notAvailable.Load(),
+		Reads: c.reads.Load(), Writes: c.writes.Load(), ConflictRate: db.window.Rate(),
 		Checkpoints: c.checkpoints.Load(), MemtableBytes: db.store.MemBytes(),
 		ReadTS: db.store.ReadTS(), ByStrategy: make(map[string]StrategyStats),
+		AbortsByReason: make(map[string]uint64, numReasons),
+	}
+	if s.Writes > 0 {
+		s.ReadWriteRatio = float64(s.Reads) / float64(s.Writes)
 	}
 	if n := c.txCount.Load(); n > 0 {
 		s.MeanTxTime = time.Duration(c.txNanos.Load() / n)
@@ -87,10 +164,25 @@ func (db *DB) Stats() Stats {
 		sc := &c.byStrategy[st]
 		s.ByStrategy[st.String()] = StrategyStats{Commits: sc.commits.Load(), Aborts: sc.aborts.Load()}
 	}
-	lm := db.locks.Stats()
-	s.LockWaits, s.LockWaitTime = lm.Waits, lm.WaitTime
+	for r := range numReasons {
+		s.AbortsByReason[r.String()] = c.byReason[r].Load()
+	}
+	db.addLockStats(&s)
 	db.addLogStats(&s)
 	return s
+}
+
+func (db *DB) addLockStats(s *Stats) {
+	lm := db.locks.Stats()
+	s.LockWaits, s.LockWaitTime = lm.Waits, lm.WaitTime
+	s.LockWaitHistogram = make([]HistogramBucket, len(lm.WaitHistogram))
+	for i, n := range lm.WaitHistogram {
+		bound := time.Duration(1<<63 - 1)
+		if i < len(lockmgr.WaitBuckets) {
+			bound = lockmgr.WaitBuckets[i]
+		}
+		s.LockWaitHistogram[i] = HistogramBucket{UpperBound: bound, Count: n}
+	}
 }
 
 func (db *DB) addLogStats(s *Stats) {

@@ -42,6 +42,11 @@ type Tx struct {
 	reads    [][]byte      // keys read from the snapshot, validated at commit (Serializable OCC)
 	ranges   []keyRange    // ranges scanned from the snapshot, validated at commit
 	locked   bool          // the transaction may hold locks
+	adaptive bool          // Adaptive running optimistically: hot keys are locked at read time
+	hotX     [][]byte      // Adaptive retry: keys the failed attempt wrote (locked X when hot)
+	nReads   int           // key reads and writes, summed into the DB's counters at the end
+	nWrites  int
+	reason   abortReason // why the transaction ends, if it does not commit
 }
 
 type keyRange struct{ start, end []byte }
@@ -74,7 +79,13 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 	return db.begin(ctx, opts, false, nil)
 }
 
-func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, pre []prelock) (*Tx, error) {
+// retryPlan is what a failed Update attempt tells the next one.
+type retryPlan struct {
+	pre  []prelock // non-nil: run pessimistically, locking these first (Hybrid fallback)
+	hotX [][]byte  // Adaptive: keys the failed attempt wrote
+}
+
+func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *retryPlan) (*Tx, error) {
 	if ctx == nil {
 		return nil, errors.New("txkv: nil context")
 	}
@@ -85,8 +96,12 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, pre []pr
 	if err != nil {
 		return nil, err
 	}
+	var pre []prelock
+	if plan != nil {
+		pre, tx.hotX = plan.pre, plan.hotX
+	}
 	if pre != nil {
-		tx.strategy = Pessimistic // a Hybrid retry
+		tx.strategy, tx.adaptive = Pessimistic, false // a Hybrid retry
 	}
 	if err := tx.open(ctx); err != nil {
 		return nil, err
@@ -97,6 +112,30 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, pre []pr
 		}
 	}
 	return tx, nil
+}
+
+// Conflict-rate thresholds of the decision guide: below lowConflict
+// optimistic wins, above highConflict pessimistic, hybrid in between.
+const (
+	lowConflict  = 0.05
+	highConflict = 0.20
+)
+
+// adaptiveMode decides how an Adaptive transaction runs. The two ends of
+// the threshold are the MOCC test oracle: 0 locks every read (exactly
+// Pessimistic), AdaptiveNever none (exactly Optimistic). In between, a
+// DB-wide conflict rate over highConflict runs it pessimistically;
+// otherwise it runs optimistically, locking hot keys at read time.
+func (db *DB) adaptiveMode() (s Strategy, temperatureLocking bool) {
+	switch th := db.cfg.AdaptiveThreshold; {
+	case th == 0:
+		return Pessimistic, false
+	case th >= AdaptiveNever:
+		return Optimistic, false
+	case db.window.Rate() > highConflict:
+		return Pessimistic, false
+	}
+	return Adaptive, true
 }
 
 func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
@@ -117,6 +156,9 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 		return nil, err
 	}
 	tx.strategy = tx.requested
+	if tx.strategy == Adaptive {
+		tx.strategy, tx.adaptive = db.adaptiveMode()
+	}
 	tx.timeout = db.lockTimeout(o.LockTimeout)
 	tx.id = db.nextID.Add(1)
 	return tx, nil
@@ -192,6 +234,7 @@ func (tx *Tx) abortAsync() {
 		return
 	}
 	tx.abortErr = tx.ctxErr()
+	tx.reason = reasonCancelled
 	tx.finishLocked(false)
 }
 
@@ -216,6 +259,7 @@ func (tx *Tx) usableLocked() error {
 	}
 	if tx.ctx.Err() != nil {
 		tx.abortErr = tx.ctxErr()
+		tx.reason = reasonCancelled
 		tx.finishLocked(false)
 		return tx.abortErr
 	}
@@ -223,9 +267,10 @@ func (tx *Tx) usableLocked() error {
 }
 
 // failLocked rolls the transaction back after an error that ends it
-// (deadlock victim, lock timeout, cancelled context, conflict).
+// (deadlock victim, cancelled context, conflict, failed log write).
 func (tx *Tx) failLocked(err error) error {
 	if !tx.done {
+		tx.reason = classify(err)
 		tx.finishLocked(false)
 	}
 	return err
@@ -241,7 +286,7 @@ func (tx *Tx) finishLocked(committed bool) {
 	}
 	tx.stopAfter()
 	tx.cancelCtx(nil)
-	tx.db.stats.noteEnd(tx, committed)
+	tx.db.noteEnd(tx, committed)
 	tx.db.unregister(tx)
 }
 
@@ -278,6 +323,7 @@ func (tx *Tx) lockLocked(t lockmgr.Target, mode lockmgr.Mode, p lockmgr.WaitPoli
 		return nil
 	}
 	tx.db.stats.noteLockError(err)
+	tx.reason = classify(err) // a rollback that follows is blamed on this refusal
 	switch {
 	case tx.ctx.Err() != nil:
 		tx.abortErr = tx.ctxErr() // later calls report the cancellation too
@@ -315,6 +361,16 @@ func (tx *Tx) touched() []prelock {
 	}
 	sortPrelocks(out)
 	return out
+}
+
+// writtenKeys lists the keys this attempt wrote.
+func (tx *Tx) writtenKeys() [][]byte {
+	ws := tx.writes.Writes()
+	keys := make([][]byte, len(ws))
+	for i, w := range ws {
+		keys[i] = bytes.Clone(w.Key)
+	}
+	return keys
 }
 
 func sortPrelocks(p []prelock) {

@@ -26,9 +26,10 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 		}
 	}
 	policy := db.retryPolicy(opts)
-	var pre []prelock
+	var plan *retryPlan
 	for attempt := 1; ; attempt++ {
-		err := db.attempt(ctx, opts, pre, fn, &pre)
+		var err error
+		plan, err = db.attempt(ctx, opts, plan, fn)
 		if err == nil || !IsRetryable(err) || attempt >= policy.MaxAttempts {
 			return err
 		}
@@ -46,24 +47,45 @@ func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
 	return db.cfg.Retry
 }
 
-// attempt runs fn once. For Hybrid it reports, through next, what a
-// pessimistic retry must lock.
-func (db *DB) attempt(ctx context.Context, opts *TxOptions, pre []prelock, fn func(*Tx) error, next *[]prelock) error {
-	tx, err := db.begin(ctx, opts, true, pre)
+// attempt runs fn once and, when it fails retryably, says how the next
+// attempt should run.
+func (db *DB) attempt(ctx context.Context, opts *TxOptions, plan *retryPlan, fn func(*Tx) error) (*retryPlan, error) {
+	tx, err := db.begin(ctx, opts, true, plan)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = runManaged(tx, fn)
 	if err == nil {
 		err = tx.commit()
 	}
-	if err != nil && tx.requested == Hybrid && IsRetryable(err) {
-		*next = tx.touched()
+	if err == nil {
+		return nil, nil
 	}
-	if err != nil {
-		_ = tx.rollback()
+	var next *retryPlan
+	if IsRetryable(err) {
+		next = db.planRetry(tx)
 	}
-	return err
+	_ = tx.rollback()
+	return next, err
+}
+
+// planRetry is where Hybrid and Adaptive learn from a failed attempt.
+// Hybrid: the retry runs pessimistically and first locks, in key order, what
+// the failed attempt read (S) and wrote (X). Adaptive: the same when the
+// DB-wide conflict rate is in the guide's hybrid band (5–20%); below it the
+// retry stays optimistic, and the keys that conflicted are hot now, so it
+// locks them at read time — exclusively those the failed attempt wrote.
+func (db *DB) planRetry(tx *Tx) *retryPlan {
+	switch {
+	case tx.requested == Hybrid:
+		return &retryPlan{pre: tx.touched()}
+	case tx.requested == Adaptive && tx.adaptive:
+		if db.window.Rate() >= lowConflict {
+			return &retryPlan{pre: tx.touched()}
+		}
+		return &retryPlan{hotX: tx.writtenKeys()}
+	}
+	return nil
 }
 
 // runManaged calls fn, rolling back and re-panicking if it panics.

@@ -1,0 +1,223 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/txkv/txkv/lockmgr"
+)
+
+func openAdaptive(t *testing.T, threshold int) *DB {
+	t.Helper()
+	c := defaultConfig(t)
+	c.Strategy = Adaptive
+	c.AdaptiveThreshold = threshold
+	db, err := Open("", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// heldBy returns the modes tx holds, by key.
+func heldBy(db *DB, tx *Tx) map[string]lockmgr.Mode {
+	held := map[string]lockmgr.Mode{}
+	for _, l := range db.Locks() {
+		if l.TxID == tx.ID() && l.Granted {
+			held[string(l.Key)] = l.Mode
+		}
+	}
+	return held
+}
+
+func readAndWrite(t *testing.T, tx *Tx, key string) {
+	t.Helper()
+	if _, err := tx.Get([]byte(key)); err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := tx.Put([]byte(key), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The MOCC test oracle: threshold 0 locks every read — exactly Pessimistic.
+func TestAdaptiveThresholdZeroIsPessimistic(t *testing.T) {
+	db := openAdaptive(t, 0)
+	tx, err := db.Begin(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if tx.Strategy() != Pessimistic {
+		t.Fatalf("strategy %v, want pessimistic", tx.Strategy())
+	}
+	if _, err := tx.Get([]byte("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := tx.Put([]byte("b"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	held := heldBy(db, tx)
+	if held["a"] != lockmgr.Shared || held["b"] != lockmgr.Exclusive || len(held) != 2 {
+		t.Fatalf("held %v, want a:S b:X", held)
+	}
+}
+
+// The other end: AdaptiveNever never locks, even a key that is on fire.
+func TestAdaptiveNeverIsOptimistic(t *testing.T) {
+	db := openAdaptive(t, AdaptiveNever)
+	for range 100 {
+		db.temp.Heat([]byte("a"))
+	}
+	tx, err := db.Begin(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if tx.Strategy() != Optimistic {
+		t.Fatalf("strategy %v, want optimistic", tx.Strategy())
+	}
+	readAndWrite(t, tx, "a")
+	if held := heldBy(db, tx); len(held) != 0 {
+		t.Fatalf("held %v, want no locks", held)
+	}
+}
+
+// In between: cold keys stay optimistic, hot keys are locked at read time.
+func TestAdaptiveLocksOnlyHotKeys(t *testing.T) {
+	db := openAdaptive(t, 3)
+	for range 3 {
+		db.temp.Heat([]byte("hot"))
+	}
+	tx, err := db.Begin(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if tx.Strategy() != Adaptive {
+		t.Fatalf("strategy %v", tx.Strategy())
+	}
+	if _, err := tx.Get([]byte("cold")); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := tx.Get([]byte("hot")); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	held := heldBy(db, tx)
+	if len(held) != 1 || held["hot"] != lockmgr.Shared {
+		t.Fatalf("held %v, want only hot:S", held)
+	}
+}
+
+// A conflict heats the key; the retry locks it — exclusively, since the
+// failed attempt wrote it (no S→X upgrade deadlock on the retry).
+func TestAdaptiveRetryLocksConflictedKeyExclusive(t *testing.T) {
+	db := openAdaptive(t, 1)
+	ctx := context.Background()
+	attempts := 0
+	err := db.Update(ctx, nil, func(tx *Tx) error {
+		attempts++
+		readAndWrite(t, tx, "k")
+		if attempts == 1 {
+			// Someone else commits k meanwhile: attempt 1 fails validation.
+			return db.Put(ctx, []byte("k"), []byte("other"))
+		}
+		if held := heldBy(db, tx); held["k"] != lockmgr.Exclusive {
+			t.Errorf("retry holds %v, want k:X taken at read time", held)
+		}
+		return nil
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("err %v after %d attempts", err, attempts)
+	}
+	if got := db.temp.Of([]byte("k")); got < 1 {
+		t.Fatalf("temperature of k = %d after a conflict", got)
+	}
+}
+
+// A DB-wide conflict rate above 20% makes new Adaptive work pessimistic.
+func TestAdaptiveSteersByConflictRate(t *testing.T) {
+	db := openAdaptive(t, 3)
+	for range 30 {
+		db.window.Note(true)
+	}
+	for range 70 {
+		db.window.Note(false)
+	}
+	if s, _ := db.adaptiveMode(); s != Pessimistic {
+		t.Fatalf("30%% conflicts: mode %v, want pessimistic", s)
+	}
+	for range 200 {
+		db.window.Note(false)
+	}
+	if s, locking := db.adaptiveMode(); s != Adaptive || !locking {
+		t.Fatalf("10%% conflicts: mode %v %v, want adaptive", s, locking)
+	}
+}
+
+func TestTemperatureDecays(t *testing.T) {
+	tp := newTemperature()
+	now := int64(100)
+	tp.now = func() int64 { return now }
+	for range 8 {
+		tp.Heat([]byte("k"))
+	}
+	if got := tp.Of([]byte("k")); got != 8 {
+		t.Fatalf("temperature %d, want 8", got)
+	}
+	now += 2 // two epochs later: 8 >> 2
+	if got := tp.Of([]byte("k")); got != 2 {
+		t.Fatalf("after 2 epochs %d, want 2", got)
+	}
+	tp.Heat([]byte("k"))
+	if got := tp.Of([]byte("k")); got != 3 {
+		t.Fatalf("heat after decay %d, want 3", got)
+	}
+	now += 40
+	if got := tp.Of([]byte("k")); got != 0 {
+		t.Fatalf("long after %d, want 0", got)
+	}
+}
+
+func TestWindowForgetsOldSeconds(t *testing.T) {
+	w := newWindow()
+	sec := int64(1000)
+	w.now = func() int64 { return sec }
+	w.Note(true)
+	w.Note(false)
+	if r := w.Rate(); r != 0.5 {
+		t.Fatalf("rate %v", r)
+	}
+	sec += windowSeconds
+	w.Note(false)
+	if r := w.Rate(); r != 0 {
+		t.Fatalf("rate after the window moved on: %v, want 0", r)
+	}
+}
+
+func TestStatsAbortReasonsAndRatio(t *testing.T) {
+	db := openAdaptive(t, AdaptiveNever)
+	ctx := context.Background()
+	holder, _ := db.Begin(ctx, &TxOptions{Strategy: Pessimistic})
+	if err := holder.Put([]byte("x"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := db.Begin(ctx, nil)
+	if _, err := tx.GetForUpdate([]byte("x"), NoWait()); !errors.Is(err, lockmgr.ErrLockNotAvailable) {
+		t.Fatalf("NOWAIT: %v", err)
+	}
+	if _, err := tx.Get([]byte("y")); !errors.Is(err, ErrNotFound) { // the refused request read nothing; this reads one key
+		t.Fatal(err)
+	}
+	_ = tx.Rollback()
+	_ = holder.Rollback()
+	s := db.Stats()
+	if s.AbortsByReason["nowait"] != 1 || s.AbortsByReason["rollback"] != 1 || s.NotAvailable != 1 {
+		t.Fatalf("aborts by reason %v, not available %d", s.AbortsByReason, s.NotAvailable)
+	}
+	if s.Reads != 1 || s.Writes != 1 || s.ReadWriteRatio != 1 {
+		t.Fatalf("reads %d writes %d ratio %v", s.Reads, s.Writes, s.ReadWriteRatio)
+	}
+}

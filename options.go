@@ -102,6 +102,18 @@ type Options struct {
 	MaxValueSize      int          // default 16 MiB
 	Logger            *slog.Logger // default: discard
 
+	// Watch keeps recent commits for change streams. WatchRingEvents and WatchRingBytes
+	// bound the in-memory ring of recent commits (default 8192 events, 32 MiB of keys and
+	// values): the whole history an in-memory DB can replay, and a file DB's cache in front
+	// of its log. WatchRetainRecords and WatchRetainBytes keep that much of a file DB's log
+	// behind each checkpoint, so watchers can resume from older versions, also after a
+	// restart (default 10,000 records, no byte minimum; WatchRetainRecords < 0 keeps none).
+	// Older versions give ErrCompacted.
+	WatchRingEvents    int
+	WatchRingBytes     int64
+	WatchRetainRecords int
+	WatchRetainBytes   int64
+
 	// BeforeLogCommit, if set, runs inside every log batch's bbolt
 	// transaction just before it commits; an error fails the batch as a
 	// failed fsync would. A fault-injection seam for tests.
@@ -124,6 +136,8 @@ func (o *Options) config() (txn.Config, error) {
 		CheckpointBytes: o.CheckpointBytes, MemtableBytes: o.MemtableBytes,
 		MaxKeySize: o.MaxKeySize, MaxValueSize: o.MaxValueSize, Logger: o.Logger,
 		BeforeLogCommit: o.BeforeLogCommit,
+		WatchRingEvents: o.WatchRingEvents, WatchRingBytes: o.WatchRingBytes,
+		WatchRetainRecords: o.WatchRetainRecords, WatchRetainBytes: o.WatchRetainBytes,
 	}
 	if o.Retry != nil {
 		c.Retry = *o.Retry

@@ -181,25 +181,35 @@ func (m *Manager) Holds(txn uint64, t Target, mode Mode) bool {
 // lock conflicting with mode on key: a point lock on it, or a range lock
 // covering it. Used by optimistic commit validation.
 func (m *Manager) HeldByOther(txn uint64, key []byte, mode Mode) bool {
+	return m.HeldByOtherFunc(txn, key, mode, nil)
+}
+
+// HeldByOtherFunc is HeldByOther counting only the holders for which
+// counts returns true (nil counts every holder). counts runs with a shard
+// mutex held: it must be quick and must not call the Manager. The
+// transaction engine uses it to ignore holders that have not begun to
+// commit, since their commit timestamps will follow the caller's.
+func (m *Manager) HeldByOtherFunc(txn uint64, key []byte, mode Mode, counts func(holder uint64) bool) bool {
 	hash := hashKey(m.seed, key)
 	sh := m.shardFor(hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if h := sh.lookupLocked(hash, key); h != nil {
 		for r := h.holders.head; r != nil; r = r.next {
-			if r.txn != txn && Conflicts(r.mode, mode) {
+			if r.txn != txn && Conflicts(r.mode, mode) && (counts == nil || counts(r.txn)) {
 				return true
 			}
 		}
 	}
-	return m.otherRangeLocked(txn, key, nil, false, mode)
+	return m.otherRangeLocked(txn, key, nil, false, mode, counts)
 }
 
 // otherRangeLocked reports whether another transaction holds a granted range
 // conflicting with mode that touches the target.
-func (m *Manager) otherRangeLocked(txn uint64, key, end []byte, isRange bool, mode Mode) bool {
+func (m *Manager) otherRangeLocked(txn uint64, key, end []byte, isRange bool, mode Mode, counts func(uint64) bool) bool {
 	for _, x := range m.rt.reqs {
-		if x.txn != txn && x.state == stateGranted && Conflicts(x.mode, mode) && x.touches(key, end, isRange) {
+		if x.txn != txn && x.state == stateGranted && Conflicts(x.mode, mode) && x.touches(key, end, isRange) &&
+			(counts == nil || counts(x.txn)) {
 			return true
 		}
 	}
@@ -210,12 +220,18 @@ func (m *Manager) otherRangeLocked(txn uint64, key, end []byte, isRange bool, mo
 // granted lock conflicting with mode on any point inside [start, end) (end
 // nil: unbounded) or on a range overlapping it. O(locked keys).
 func (m *Manager) RangeHeldByOther(txn uint64, start, end []byte, mode Mode) bool {
+	return m.RangeHeldByOtherFunc(txn, start, end, mode, nil)
+}
+
+// RangeHeldByOtherFunc is RangeHeldByOther counting only the holders for
+// which counts returns true (see HeldByOtherFunc).
+func (m *Manager) RangeHeldByOtherFunc(txn uint64, start, end []byte, mode Mode, counts func(holder uint64) bool) bool {
 	if end != nil && bytes.Compare(start, end) >= 0 {
 		return false
 	}
 	m.lockAll()
 	defer m.unlockAll()
-	if m.otherRangeLocked(txn, start, end, true, mode) {
+	if m.otherRangeLocked(txn, start, end, true, mode, counts) {
 		return true
 	}
 	found := false
@@ -224,7 +240,7 @@ func (m *Manager) RangeHeldByOther(txn uint64, start, end []byte, mode Mode) boo
 			return
 		}
 		for r := h.holders.head; r != nil; r = r.next {
-			if r.txn != txn && Conflicts(r.mode, mode) {
+			if r.txn != txn && Conflicts(r.mode, mode) && (counts == nil || counts(r.txn)) {
 				found = true
 				return
 			}

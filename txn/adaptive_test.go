@@ -69,7 +69,7 @@ func TestAdaptiveThresholdZeroIsPessimistic(t *testing.T) {
 func TestAdaptiveNeverIsOptimistic(t *testing.T) {
 	db := openAdaptive(t, AdaptiveNever)
 	for range 100 {
-		db.temp.Heat([]byte("a"))
+		db.temp.Heat([]byte("a"), true)
 	}
 	tx, err := db.Begin(context.Background(), nil)
 	if err != nil {
@@ -89,7 +89,7 @@ func TestAdaptiveNeverIsOptimistic(t *testing.T) {
 func TestAdaptiveLocksOnlyHotKeys(t *testing.T) {
 	db := openAdaptive(t, 3)
 	for range 3 {
-		db.temp.Heat([]byte("hot"))
+		db.temp.Heat([]byte("hot"), false)
 	}
 	tx, err := db.Begin(context.Background(), nil)
 	if err != nil {
@@ -162,7 +162,7 @@ func TestTemperatureDecays(t *testing.T) {
 	now := int64(100)
 	tp.now = func() int64 { return now }
 	for range 8 {
-		tp.Heat([]byte("k"))
+		tp.Heat([]byte("k"), false)
 	}
 	if got := tp.Of([]byte("k")); got != 8 {
 		t.Fatalf("temperature %d, want 8", got)
@@ -171,7 +171,7 @@ func TestTemperatureDecays(t *testing.T) {
 	if got := tp.Of([]byte("k")); got != 2 {
 		t.Fatalf("after 2 epochs %d, want 2", got)
 	}
-	tp.Heat([]byte("k"))
+	tp.Heat([]byte("k"), false)
 	if got := tp.Of([]byte("k")); got != 3 {
 		t.Fatalf("heat after decay %d, want 3", got)
 	}
@@ -219,5 +219,29 @@ func TestStatsAbortReasonsAndRatio(t *testing.T) {
 	}
 	if s.Reads != 1 || s.Writes != 1 || s.ReadWriteRatio != 1 {
 		t.Fatalf("reads %d writes %d ratio %v", s.Reads, s.Writes, s.ReadWriteRatio)
+	}
+}
+
+// Keys whose conflicts were read-modify-writes are locked exclusively at
+// read time: two hot readers must not both hold S and then upgrade.
+func TestAdaptiveLocksRMWHotKeysExclusive(t *testing.T) {
+	db := openAdaptive(t, 2)
+	db.temp.Heat([]byte("rmw"), true)
+	db.temp.Heat([]byte("rmw"), true)
+	db.temp.Heat([]byte("ro"), false)
+	db.temp.Heat([]byte("ro"), false)
+	tx, err := db.Begin(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, k := range []string{"rmw", "ro"} {
+		if _, err := tx.Get([]byte(k)); !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	held := heldBy(db, tx)
+	if held["rmw"] != lockmgr.Exclusive || held["ro"] != lockmgr.Shared {
+		t.Fatalf("held %v, want rmw:X ro:S", held)
 	}
 }

@@ -48,10 +48,12 @@ func (tx *Tx) commit() error {
 	if err := tx.lockWriteSetLocked(writes); err != nil {
 		return tx.failLocked(err)
 	}
+	tx.db.committing.add(tx.id) // before Next: see committingSet
+	tx.inCommit = true
 	ts := tx.db.store.Next()
 	if err := tx.validateLocked(writes); err != nil {
 		tx.db.store.Done(ts)
-		tx.db.noteConflict(err)
+		tx.noteConflictLocked(err)
 		return tx.failLocked(err)
 	}
 	if err := tx.db.appendLog(ts, tx.id, writes); err != nil {
@@ -59,6 +61,7 @@ func (tx *Tx) commit() error {
 		return tx.failLocked(err)
 	}
 	tx.db.store.Install(ts, writes)
+	tx.db.watch.publish(ts, writes) // before Done: see "Ordering" in watch.go
 	tx.db.store.Done(ts)
 	tx.finishLocked(true)
 	// Read-your-writes: wait until every earlier commit is done too, so a
@@ -111,6 +114,9 @@ func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
 	return nil
 }
 
+// Only holders that are committing count (committingSet): one that has not
+// begun to will take a later timestamp and serialize after us.
+//
 // The lock is checked before the version, never after: a writer that held
 // the key at the lock check is caught by it; one that did not either had not
 // locked yet (so its timestamp will be larger than ours) or had released —
@@ -120,7 +126,7 @@ func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
 func (tx *Tx) validateReadsLocked() error {
 	snap := tx.rd.TS()
 	for _, k := range tx.reads {
-		if tx.db.locks.HeldByOther(tx.id, k, lockmgr.Shared) {
+		if tx.db.locks.HeldByOtherFunc(tx.id, k, lockmgr.Shared, tx.db.committing.has) {
 			return tx.conflict(k, ReasonReadLocked)
 		}
 		if tx.db.store.HasNewer(k, snap) {
@@ -133,7 +139,7 @@ func (tx *Tx) validateReadsLocked() error {
 func (tx *Tx) validateRangesLocked() error {
 	snap := tx.rd.TS()
 	for _, r := range tx.ranges {
-		if tx.db.locks.RangeHeldByOther(tx.id, r.start, r.end, lockmgr.Shared) {
+		if tx.db.locks.RangeHeldByOtherFunc(tx.id, r.start, r.end, lockmgr.Shared, tx.db.committing.has) {
 			return tx.rangeConflict(r, ReasonRangeLocked)
 		}
 		if tx.db.store.HasNewerInRange(r.start, r.end, snap) {
@@ -160,12 +166,14 @@ func (db *DB) appendLog(ts, id uint64, writes []mvcc.Write) error {
 	return db.log.Append(&wal.Record{TS: ts, TxnID: id, Ops: writesToOps(writes)})
 }
 
-// noteConflict counts a validation failure and heats the key it happened on
-// (for a range: its start), so Adaptive transactions lock it next time.
-func (db *DB) noteConflict(err error) {
-	db.stats.conflicts.Add(1)
+// noteConflictLocked counts a validation failure and heats the key it
+// happened on (for a range: its start), so Adaptive transactions lock it
+// next time — exclusively if this transaction had written it too.
+func (tx *Tx) noteConflictLocked(err error) {
+	tx.db.stats.conflicts.Add(1)
 	var ce *ConflictError
 	if errors.As(err, &ce) && len(ce.Key) > 0 {
-		db.temp.Heat(ce.Key)
+		_, _, written := tx.writes.Get(ce.Key)
+		tx.db.temp.Heat(ce.Key, written)
 	}
 }

@@ -2,21 +2,24 @@ package txn
 
 import (
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // temperature is MOCC's per-record temperature (Wang & Kimura, VLDB 2016,
 // §3.2), approximated in a fixed table: each key hashes to a slot holding a
-// decaying count of the validation failures on keys of that slot. Adaptive
-// transactions lock a key at read time when its temperature reaches the
-// threshold; cold keys stay optimistic. Collisions only make a cold key look
-// warm (a needless lock), never a hot key look cold, so they cost speed, not
-// correctness.
+// decaying count of the validation failures on keys of that slot, and how
+// many of them were read-modify-writes (the failed transaction had also
+// written the key). Adaptive transactions lock a key at read time when its
+// temperature reaches the threshold — exclusively if its conflicts are
+// mostly read-modify-writes, so two hot readers never deadlock upgrading S
+// to X. Collisions only make a cold key look warm (a needless lock), never a
+// hot key look cold: they cost speed, not correctness.
 //
-// A slot packs (epoch << 32 | count). The count halves for every epoch
-// (temperatureEpoch) since it was last written, so a key cools down within a
-// few seconds once its conflicts stop.
+// A slot packs epoch (32 bits) | rmw count (16) | count (16). Both counts
+// halve for every epoch (temperatureEpoch) since the slot was last written,
+// so a key cools down within seconds once its conflicts stop.
 type temperature struct {
 	seed  maphash.Seed
 	slots [temperatureSlots]atomic.Uint64
@@ -26,37 +29,56 @@ type temperature struct {
 const (
 	temperatureSlots = 1 << 14
 	temperatureEpoch = 500 * time.Millisecond
+	maxHeat          = 1<<16 - 1
 )
 
 func newTemperature() *temperature {
-	return &temperature{seed: maphash.MakeSeed(), now: func() int64 { return int64(time.Now().UnixNano()) / int64(temperatureEpoch) }}
+	return &temperature{seed: maphash.MakeSeed(), now: func() int64 { return time.Now().UnixNano() / int64(temperatureEpoch) }}
 }
 
 func (t *temperature) slot(key []byte) *atomic.Uint64 {
 	return &t.slots[maphash.Bytes(t.seed, key)&(temperatureSlots-1)]
 }
 
-func decayed(packed uint64, now int64) uint32 {
-	epoch, count := int64(packed>>32), uint32(packed)
-	if age := now - epoch; age > 0 {
-		count >>= min(age, 31)
+// heat is a slot's decayed counts.
+type heat struct{ count, rmw uint32 }
+
+func unpack(packed uint64, now int64) heat {
+	h := heat{count: uint32(packed & maxHeat), rmw: uint32(packed >> 16 & maxHeat)}
+	if age := now - int64(packed>>32); age > 0 {
+		shift := min(age, 31)
+		h.count >>= shift
+		h.rmw >>= shift
 	}
-	return count
+	return h
+}
+
+func pack(h heat, now int64) uint64 {
+	return uint64(uint32(now))<<32 | uint64(min(h.rmw, maxHeat))<<16 | uint64(min(h.count, maxHeat))
 }
 
 // Of returns key's current temperature.
-func (t *temperature) Of(key []byte) uint32 { return decayed(t.slot(key).Load(), t.now()) }
+func (t *temperature) Of(key []byte) uint32 { return unpack(t.slot(key).Load(), t.now()).count }
 
-// Heat records a validation failure on key.
-func (t *temperature) Heat(key []byte) {
+// Exclusive reports whether key's conflicts were mostly read-modify-writes,
+// so a hot read of it should lock it exclusively.
+func (t *temperature) Exclusive(key []byte) bool {
+	h := unpack(t.slot(key).Load(), t.now())
+	return h.count > 0 && 2*h.rmw >= h.count
+}
+
+// Heat records a validation failure on key; written says the failed
+// transaction had written the key too.
+func (t *temperature) Heat(key []byte, written bool) {
 	s, now := t.slot(key), t.now()
 	for {
 		old := s.Load()
-		c := decayed(old, now)
-		if c < 1<<31 {
-			c++
+		h := unpack(old, now)
+		h.count++
+		if written {
+			h.rmw++
 		}
-		if s.CompareAndSwap(old, uint64(uint32(now))<<32|uint64(c)) {
+		if s.CompareAndSwap(old, pack(h, now)) {
 			return
 		}
 	}
@@ -114,4 +136,61 @@ func (w *window) Rate() float64 {
 		return 0
 	}
 	return float64(conflicts) / float64(attempts)
+}
+
+// committingSet holds the transactions that have begun to take their commit
+// timestamp and not yet released their locks. Validation asks it about the
+// holders of locks on keys it read: a holder outside the set has not called
+// oracle.Next yet, so its timestamp will follow the validator's and its
+// writes serialize after it — its lock is no conflict. (Silo's "not locked
+// by another transaction" check assumes locks exist only during commit;
+// strict-2PL holders keep theirs for the whole transaction.)
+//
+// Why this is safe: a committer adds itself before Next() and the oracle's
+// mutex orders its Next() before any later one, so a validator whose Next()
+// came after sees the membership; removal happens after install.
+type committingSet struct {
+	shards [committingShards]struct {
+		// mu protects m.
+		mu sync.Mutex
+		m  map[uint64]struct{}
+		_  [40]byte // keep shards on separate cache lines
+	}
+}
+
+const committingShards = 16
+
+func (c *committingSet) shard(id uint64) *struct {
+	mu sync.Mutex
+	m  map[uint64]struct{}
+	_  [40]byte
+} {
+	return &c.shards[id%committingShards]
+}
+
+func (c *committingSet) add(id uint64) {
+	s := c.shard(id)
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[uint64]struct{})
+	}
+	s.m[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (c *committingSet) remove(id uint64) {
+	s := c.shard(id)
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+}
+
+// has reports whether id is committing. It is called by the lock manager
+// with one of its shard mutexes held (lock order: lockmgr shard > this).
+func (c *committingSet) has(id uint64) bool {
+	s := c.shard(id)
+	s.mu.Lock()
+	_, ok := s.m[id]
+	s.mu.Unlock()
+	return ok
 }

@@ -28,6 +28,9 @@ type DB struct {
 	temp   *temperature // per-key conflict temperature (Adaptive)
 	window *window      // windowed conflict rate (Stats, Adaptive, Advice)
 
+	committing committingSet // transactions past "take a commit timestamp"
+	statsOff   bool          // BenchmarkStatsOverhead's baseline: skip per-transaction counting
+
 	nextID       atomic.Uint64
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 
@@ -48,6 +51,8 @@ type DB struct {
 	closed atomic.Bool // mirrors mu.closed for lock-free checks on read paths
 
 	ckpt checkpointer
+
+	watch *watchHub // Watch: sequences commits for change streams (watch.go)
 }
 
 // Open opens (or creates) the database at path; "" is an in-memory database
@@ -65,6 +70,7 @@ func Open(path string, cfg Config) (*DB, error) {
 		Interval:   cfg.DeadlockInterval,
 		OnDeadlock: db.noteDeadlock,
 	})
+	db.watch = newWatchHub(db)
 	db.ckpt.start(db)
 	return db, nil
 }
@@ -80,6 +86,9 @@ func (db *DB) openStorage(path string) error {
 		Sync:         db.cfg.Sync,
 		Logger:       db.cfg.Logger,
 		BeforeCommit: db.cfg.BeforeLogCommit,
+
+		// The log kept behind the checkpoint for Watch (watch.go).
+		RetainRecords: max(db.cfg.WatchRetainRecords, 0), RetainBytes: db.cfg.WatchRetainBytes,
 	})
 	if err != nil {
 		return err
@@ -160,6 +169,7 @@ func (db *DB) close(checkpoint bool) error {
 		tx.closeAbort()
 	}
 	db.running.Wait()
+	db.watch.close()
 	db.ckpt.stop()
 	var err error
 	if checkpoint {

@@ -88,6 +88,9 @@ func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
 			return lockmgr.Exclusive
 		}
 	}
+	if tx.db.temp.Exclusive(key) {
+		return lockmgr.Exclusive
+	}
 	return lockmgr.Shared
 }
 
@@ -191,7 +194,7 @@ func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
 		return nil
 	}
 	tx.db.stats.conflicts.Add(1)
-	tx.db.temp.Heat(key)
+	tx.db.temp.Heat(key, true)
 	return tx.failLocked(&ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: ReasonUpdateConflict})
 }
 

@@ -121,6 +121,11 @@ type Config struct {
 	Logger            *slog.Logger
 	// BeforeLogCommit is the fault-injection seam of the log (wal.Options.BeforeCommit).
 	BeforeLogCommit func() error
+	// Watch (watch.go): the ring of recent commits, and the log kept behind the checkpoint.
+	WatchRingEvents    int   // default DefaultWatchRingEvents
+	WatchRingBytes     int64 // default DefaultWatchRingBytes
+	WatchRetainRecords int   // default DefaultWatchRetainRecords; negative: none
+	WatchRetainBytes   int64 // default 0: the record count alone decides
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -157,6 +162,15 @@ func (c *Config) ensureSizeDefaults() {
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize
 	}
+	if c.WatchRingEvents == 0 {
+		c.WatchRingEvents = DefaultWatchRingEvents
+	}
+	if c.WatchRingBytes == 0 {
+		c.WatchRingBytes = DefaultWatchRingBytes
+	}
+	if c.WatchRetainRecords == 0 {
+		c.WatchRetainRecords = DefaultWatchRetainRecords
+	}
 }
 
 // Validate reports the first invalid field.
@@ -180,6 +194,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: MaxKeySize must be in [1, %d] (bbolt's key limit)", ErrInvalidOption, DefaultMaxKeySize)
 	case c.MaxValueSize < 0:
 		return fmt.Errorf("%w: MaxValueSize must not be negative", ErrInvalidOption)
+	case c.WatchRingEvents < 0 || c.WatchRingBytes < 0 || c.WatchRetainBytes < 0:
+		return fmt.Errorf("%w: WatchRingEvents, WatchRingBytes and WatchRetainBytes must not be negative", ErrInvalidOption)
 	}
 	return c.Retry.validate()
 }

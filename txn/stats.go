@@ -110,6 +110,9 @@ type Stats struct {
 
 // noteEnd counts a finished transaction, and feeds the conflict window.
 func (db *DB) noteEnd(tx *Tx, committed bool) {
+	if db.statsOff {
+		return
+	}
 	c := &db.stats
 	sc := &c.byStrategy[tx.requested]
 	if committed {

@@ -47,6 +47,7 @@ type Tx struct {
 	nReads   int           // key reads and writes, summed into the DB's counters at the end
 	nWrites  int
 	reason   abortReason // why the transaction ends, if it does not commit
+	inCommit bool        // in the DB's committing set
 }
 
 type keyRange struct{ start, end []byte }
@@ -283,6 +284,9 @@ func (tx *Tx) finishLocked(committed bool) {
 	tx.rd.Close()
 	if tx.locked {
 		tx.db.locks.ReleaseAll(tx.id)
+	}
+	if tx.inCommit {
+		tx.db.committing.remove(tx.id) // after install and release
 	}
 	tx.stopAfter()
 	tx.cancelCtx(nil)

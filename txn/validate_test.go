@@ -35,7 +35,8 @@ func openEngine(t *testing.T) *DB {
 // versions; checking the version first and the lock second lets it install
 // and release between the two checks, so both pass and a conflict is
 // missed (the root package's TestWriteSkewConcurrentSerializable shows the
-// write skew it lets through). When a key is both changed and locked, the
+// write skew it lets through). When a key is both changed and locked by a
+// committing transaction, the
 // reason reported shows which check ran first: it must be the lock's.
 func TestValidationChecksLockBeforeVersion(t *testing.T) {
 	for _, c := range []struct {
@@ -75,6 +76,10 @@ func TestValidationChecksLockBeforeVersion(t *testing.T) {
 			if err := locker.Put([]byte("k"), []byte("2")); err != nil {
 				t.Fatal(err)
 			}
+			// ... and is in the middle of committing (past "take a
+			// timestamp"): only such holders count (committingSet).
+			db.committing.add(locker.ID())
+			defer db.committing.remove(locker.ID())
 			if err := reader.Put([]byte("out"), []byte("x")); err != nil {
 				t.Fatal(err)
 			}
@@ -177,5 +182,43 @@ func TestRetryPolicyDefaults(t *testing.T) {
 		if err := bad.validate(); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%+v: validate = %v", bad, err)
 		}
+	}
+}
+
+// A strict-2PL holder that has not begun to commit is no conflict for an
+// optimistic validator: its timestamp will come later, so it serializes
+// after the validator (whose read of the old value is then right).
+func TestValidationIgnoresHoldersNotCommitting(t *testing.T) {
+	db := openEngine(t)
+	ctx := context.Background()
+	if err := db.Put(ctx, []byte("k"), []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := db.Begin(ctx, &TxOptions{Strategy: Optimistic, Isolation: Serializable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Get([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	locker, err := db.Begin(ctx, &TxOptions{Strategy: Pessimistic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := locker.Put([]byte("k"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.Put([]byte("out"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.Commit(); err != nil {
+		t.Fatalf("reader Commit = %v, want success: the locker has not begun to commit", err)
+	}
+	if err := locker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Get(ctx, []byte("k"))
+	if err != nil || string(got) != "2" {
+		t.Fatalf("k = %q %v", got, err)
 	}
 }

@@ -178,7 +178,7 @@ func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 			return err
 		}
 		var err error
-		freed, err = l.truncateLog(tx.Bucket(bucketLog), ts)
+		freed, err = l.truncateLog(tx, ts)
 		return err
 	})
 	if inputErr != nil {
@@ -224,22 +224,76 @@ func applyEntries(b *bolt.Bucket, entries iter.Seq[BaseEntry]) error {
 	return nil
 }
 
-// truncateLog deletes the log records with ts <= upTo and returns the bytes freed.
-func (l *Log) truncateLog(b *bolt.Bucket, upTo uint64) (int64, error) {
-	var freed int64
-	c := b.Cursor()
-	// Re-seek to First after each delete rather than trusting Next after Delete.
+// truncateLog deletes the log records with ts <= upTo, except the newest of them that
+// Options.RetainRecords and RetainBytes keep for readers of the log tail (Watch), records in
+// meta the highest ts it has ever deleted (the tail horizon, see tail.go), and returns the
+// bytes that leave LogBytes — the size of the log after the checkpoint, which triggers the
+// next one. Those are the records in (previous checkpoint, upTo], deleted or retained: a
+// retained record no longer counts, and one retained earlier was subtracted already. The
+// first checkpoint after Open also subtracts the tail retained before it, which Open counted.
+//
+//	log: [ ... deleted ... | retained tail (ts <= upTo) | after the checkpoint (ts > upTo) ]
+//	                       ^ horizon = newest deleted ts          LogBytes counts only these
+func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64) (int64, error) {
+	countFrom := l.ckptTS.Load()
+	if l.stats.checkpoints.Load() == 0 {
+		countFrom = 0
+	}
+	c := tx.Bucket(bucketLog).Cursor()
+	freed, cut, err := l.retainedTail(c, upTo, countFrom)
+	if err != nil || cut == 0 {
+		if err == nil {
+			err = l.raiseHorizon(tx, 0)
+		}
+		return freed, err
+	}
+	// Delete the prefix up to cut. Re-seek to First after each delete rather than trusting
+	// Next after Delete.
 	for k, v := c.First(); k != nil; k, v = c.First() {
 		if len(k) != 8 {
 			return freed, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
 		}
-		if binary.BigEndian.Uint64(k) > upTo {
+		ts := binary.BigEndian.Uint64(k)
+		if ts > cut {
 			break
 		}
-		freed += int64(len(k) + len(v))
+		if ts > countFrom {
+			freed += int64(len(k) + len(v))
+		}
 		if err := c.Delete(); err != nil {
 			return freed, err
 		}
 	}
-	return freed, nil
+	return freed, l.raiseHorizon(tx, cut)
+}
+
+// retainedTail walks the log backwards from upTo over the records the retention options
+// keep, adding to freed those with ts > countFrom, and returns the ts of the newest record to
+// delete (0 if none).
+func (l *Log) retainedTail(c *bolt.Cursor, upTo, countFrom uint64) (freed int64, cut uint64, err error) {
+	var k, v []byte
+	if upTo == ^uint64(0) {
+		k, v = c.Last()
+	} else if k, _ = c.Seek(putU64(upTo + 1)); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	var keptN int
+	var keptBytes int64
+	for ; k != nil; k, v = c.Prev() {
+		if len(k) != 8 {
+			return freed, 0, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
+		}
+		ts, size := binary.BigEndian.Uint64(k), int64(len(k)+len(v))
+		if keptN >= l.opts.RetainRecords && keptBytes >= l.opts.RetainBytes {
+			return freed, ts, nil
+		}
+		keptN++
+		keptBytes += size
+		if ts > countFrom {
+			freed += size
+		}
+	}
+	return freed, 0, nil
 }

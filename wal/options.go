@@ -63,6 +63,14 @@ type Options struct {
 	// Open instead of yielding ErrCorrupt. Measure before turning it on (see bench_test.go).
 	NoFreelistSync bool
 
+	// RetainRecords and RetainBytes keep a tail of the log behind the checkpoint for readers
+	// of the log tail (txkv's Watch): a checkpoint deletes the records with ts <= its ts
+	// except the newest ones, kept while fewer than RetainRecords records or fewer than
+	// RetainBytes bytes are kept. Recovery still replays only records after the checkpoint.
+	// Zero (the default) keeps none; negative values are invalid.
+	RetainRecords int
+	RetainBytes   int64
+
 	// InitialMmapSize is bbolt's initial memory map size. A map larger than the file means
 	// the writer rarely has to remap, and a remap has to wait for every open read
 	// transaction. Default 256 MiB of address space (not memory); negative means none.
@@ -79,6 +87,10 @@ func (o *Options) withDefaults() (Options, error) {
 	case SyncAlways, SyncNone:
 	default:
 		return c, fmt.Errorf("txkv: invalid wal sync mode %d", int(c.Sync))
+	}
+	if c.RetainRecords < 0 || c.RetainBytes < 0 {
+		return c, fmt.Errorf("txkv: wal retention must not be negative (records %d, bytes %d)",
+			c.RetainRecords, c.RetainBytes)
 	}
 	switch {
 	case c.OpenTimeout == 0:

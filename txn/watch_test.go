@@ -1,0 +1,130 @@
+package txn
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/txkv/txkv/mvcc"
+)
+
+func openWatchDB(tb testing.TB, ringEvents int) *DB {
+	tb.Helper()
+	c := Config{WatchRingEvents: ringEvents}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	db, err := Open("", c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// The hub releases records in ts order only as far as the watermark, whatever the order in
+// which commits publish them: ts 2 published and done before ts 1 waits for ts 1.
+func TestWatchHubReleasesInTSOrder(t *testing.T) {
+	db := openWatchDB(t, 0)
+	s, h := db.store, db.watch
+	w := h.register(nil)
+	defer h.unregister(w)
+	t1, t2 := s.Next(), s.Next()
+	h.publish(t2, []mvcc.Write{{Key: []byte("b"), Value: []byte("2")}})
+	s.Done(t2)
+	if next := h.release(); next != t2 {
+		t.Fatalf("release with ts %d pending below the watermark: next pending %d, want %d", t1, next, t2)
+	}
+	if p, err := h.pull(w, t1, nil); err != nil || len(p.recs) != 0 || !p.wait {
+		t.Fatalf("before ts %d is done: %+v, %v", t1, p, err)
+	}
+	h.publish(t1, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
+	s.Done(t1)
+	if next := h.release(); next != 0 {
+		t.Fatalf("still pending: %d", next)
+	}
+	p, err := h.pull(w, t1, nil)
+	if err != nil || len(p.recs) != 2 || p.recs[0].ts != t1 || p.recs[1].ts != t2 || p.cursor != t2+1 {
+		t.Fatalf("after both: %+v, %v", p, err)
+	}
+}
+
+// Eviction moves the horizon; a memory DB refuses a cursor at or below it, and the prefix
+// index tracks the distinct lengths in use.
+func TestWatchHubEvictionAndIndex(t *testing.T) {
+	db := openWatchDB(t, 2)
+	h := db.watch
+	a, ab, ab2 := h.register([]byte("a")), h.register([]byte("ab")), h.register([]byte("ab"))
+	if fmt.Sprint(h.mu.lengths) != "[1 2]" {
+		t.Fatalf("lengths %v", h.mu.lengths)
+	}
+	h.unregister(a)
+	if fmt.Sprint(h.mu.lengths) != "[2]" {
+		t.Fatalf("lengths after unregister %v", h.mu.lengths)
+	}
+	for i := range 5 {
+		ts := db.store.Next()
+		h.publish(ts, []mvcc.Write{{Key: fmt.Appendf(nil, "k%d", i)}})
+		db.store.Done(ts)
+	}
+	h.release()
+	h.mu.Lock() // the sequencer may be releasing too
+	horizon, live := h.mu.horizon, len(h.mu.ring)-h.mu.start
+	h.mu.Unlock()
+	if horizon != 3 || live != 2 {
+		t.Fatalf("horizon %d, %d live records", horizon, live)
+	}
+	if _, err := h.pull(ab, 3, nil); err == nil {
+		t.Fatal("pull below the horizon of an in-memory ring succeeded")
+	}
+	h.unregister(ab)
+	h.unregister(ab2)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mu.watchers != 0 || len(h.mu.byPrefix) != 0 || len(h.mu.lengths) != 0 {
+		t.Fatalf("%d watchers, index %v", h.mu.watchers, h.mu.byPrefix)
+	}
+}
+
+// BenchmarkWatchPublish is the hub's share of one commit (publish, then release in the
+// sequencer) with 0 and 1,000 caught-up watchers on other prefixes.
+//
+//	go test -run '^$' -bench BenchmarkWatchPublish -count 5 ./txn
+func BenchmarkWatchPublish(b *testing.B) {
+	for _, n := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("watchers=%d", n), func(b *testing.B) {
+			db := openWatchDB(b, 0)
+			h := db.watch
+			for i := range n {
+				w := h.register(fmt.Appendf(nil, "idle/%04d/", i))
+				if _, err := h.pull(w, 1, nil); err != nil { // caught up: tracked by the index
+					b.Fatal(err)
+				}
+			}
+			writes := []mvcc.Write{{Key: []byte("bench/000/key"), Value: []byte("value")}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				ts := db.store.Next()
+				h.publish(ts, writes)
+				db.store.Done(ts)
+				h.release()
+			}
+		})
+	}
+}
+
+func TestWatchNilContext(t *testing.T) {
+	db := openWatchDB(t, 0)
+	if err := db.Put(context.Background(), []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	//lint:ignore SA1012 a nil context is bad input the library must survive
+	for ev, err := range db.Watch(nil, nil, 1) {
+		if err != nil || string(ev.Key) != "k" {
+			t.Fatalf("%v %v", ev, err)
+		}
+		break
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/txkv/txkv/internal/crashpoint"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
 	"github.com/txkv/txkv/wal"
@@ -36,10 +37,7 @@ func (tx *Tx) commit() error {
 		return err
 	}
 	if tx.writes.Len() == 0 {
-		// A transaction without writes read a consistent snapshot (or held
-		// its locks): it is serializable as it stands, nothing to validate.
-		tx.finishLocked(true)
-		return nil
+		return tx.commitReadOnlyLocked()
 	}
 	if err := tx.db.writable(); err != nil {
 		return tx.failLocked(err)
@@ -56,11 +54,14 @@ func (tx *Tx) commit() error {
 		tx.noteConflictLocked(err)
 		return tx.failLocked(err)
 	}
+	crashpoint.Hit(crashpoint.TxnBeforeAppend)
 	if err := tx.db.appendLog(ts, tx.id, writes); err != nil {
 		tx.db.store.Done(ts)
 		return tx.failLocked(err)
 	}
+	crashpoint.Hit(crashpoint.TxnAfterAppend)
 	tx.db.store.Install(ts, writes)
+	crashpoint.Hit(crashpoint.TxnMidInstall)
 	tx.db.watch.publish(ts, writes) // before Done: see "Ordering" in watch.go
 	tx.db.store.Done(ts)
 	tx.finishLocked(true)
@@ -69,6 +70,30 @@ func (tx *Tx) commit() error {
 	// durable already; cancellation must not turn it into a failure.
 	_ = tx.db.store.WaitVisible(context.Background(), ts)
 	tx.db.ckpt.maybeKick()
+	return nil
+}
+
+// commitReadOnlyLocked ends a transaction that wrote nothing. If all its
+// reads came from one snapshot (or all were made under locks it still
+// holds), it is serializable as it stands. But a Serializable transaction
+// that mixed both — snapshot reads and locked reads of the latest version
+// (an Adaptive hot key, GetForShare, GetForUpdate) — saw two points in
+// time: it must validate its snapshot reads, which then prove them still
+// current, so every read holds at this moment. No timestamp is needed: a
+// committer that has not taken one yet serializes after this moment, and
+// one that has is installed or still in the committing set.
+func (tx *Tx) commitReadOnlyLocked() error {
+	if tx.latestReads && tx.iso == Serializable && !(tx.strategy == Pessimistic) {
+		if err := tx.validateReadsLocked(); err != nil {
+			tx.noteConflictLocked(err)
+			return tx.failLocked(err)
+		}
+		if err := tx.validateRangesLocked(); err != nil {
+			tx.noteConflictLocked(err)
+			return tx.failLocked(err)
+		}
+	}
+	tx.finishLocked(true)
 	return nil
 }
 

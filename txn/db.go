@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/txkv/txkv/internal/crashpoint"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
 	"github.com/txkv/txkv/wal"
@@ -15,9 +16,9 @@ import (
 // DB is the transaction engine: it owns the log, the versioned store and the
 // lock table, and runs the commit protocol over them.
 //
-// Lock order: DB.mu > Tx.mu is never taken in that direction; a Tx takes
-// Tx.mu, then (briefly) DB.mu to unregister itself. Close takes DB.mu only to
-// collect the active transactions and cancels them after releasing it.
+// Lock order: Tx.mu > active shard mutex: a Tx unregisters itself with its
+// own mutex held; Close collects the active transactions shard by shard and
+// rolls them back after releasing each shard.
 type DB struct {
 	cfg   Config
 	log   *wal.Log // nil for an in-memory database
@@ -34,13 +35,12 @@ type DB struct {
 	nextID       atomic.Uint64
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 
-	// mu protects the closed flag and the set of running transactions.
-	mu struct {
-		sync.Mutex
-		closed bool
-		active map[*Tx]struct{}
-	}
+	// active is the set of running transactions, sharded so that Begin and
+	// the end of a transaction on different cores do not contend.
+	active  [activeShards]activeShard
 	running sync.WaitGroup // one count per transaction not yet finished
+	// closeMu makes Close run once.
+	closeMu sync.Mutex
 
 	// closing is cancelled (cause wal.ErrClosed) when Close starts: lock
 	// waits of transactions begun with an uncancellable context end on it.
@@ -48,7 +48,10 @@ type DB struct {
 		ctx    context.Context
 		cancel context.CancelCauseFunc
 	}
-	closed atomic.Bool // mirrors mu.closed for lock-free checks on read paths
+	// closed is set once Close starts. register checks it under its shard's
+	// mutex and Close sets it before sweeping the shards, so a transaction
+	// is either refused or seen by the sweep.
+	closed atomic.Bool
 
 	ckpt checkpointer
 
@@ -60,7 +63,6 @@ type DB struct {
 // validated.
 func Open(path string, cfg Config) (*DB, error) {
 	db := &DB{cfg: cfg, temp: newTemperature(), window: newWindow()}
-	db.mu.active = make(map[*Tx]struct{})
 	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {
 		return nil, err
@@ -152,18 +154,13 @@ func (db *DB) Close() error { return db.close(true) }
 func (db *DB) CloseWithoutCheckpoint() error { return db.close(false) }
 
 func (db *DB) close(checkpoint bool) error {
-	db.mu.Lock()
-	if db.mu.closed {
-		db.mu.Unlock()
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+	if db.closed.Load() {
 		return wal.ErrClosed
 	}
-	db.mu.closed = true
 	db.closed.Store(true)
-	active := make([]*Tx, 0, len(db.mu.active))
-	for tx := range db.mu.active {
-		active = append(active, tx)
-	}
-	db.mu.Unlock()
+	active := db.activeTxs()
 	db.closing.cancel(wal.ErrClosed)
 	for _, tx := range active {
 		tx.closeAbort()
@@ -175,6 +172,7 @@ func (db *DB) close(checkpoint bool) error {
 	if checkpoint {
 		err = db.finalCheckpoint()
 	}
+	crashpoint.Hit(crashpoint.TxnCloseAfterCheckpoint)
 	db.locks.Close()
 	if db.log != nil {
 		if cerr := db.log.Close(); err == nil {
@@ -184,23 +182,51 @@ func (db *DB) close(checkpoint bool) error {
 	return err
 }
 
+const activeShards = 16
+
+type activeShard struct {
+	// mu protects m.
+	mu sync.Mutex
+	m  map[*Tx]struct{}
+	_  [40]byte // keep shards on separate cache lines
+}
+
 // register adds tx to the running set, or fails if the DB is closed.
 func (db *DB) register(tx *Tx) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.mu.closed {
+	sh := &db.active[tx.id%activeShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if db.closed.Load() {
 		return wal.ErrClosed
 	}
-	db.mu.active[tx] = struct{}{}
+	if sh.m == nil {
+		sh.m = make(map[*Tx]struct{})
+	}
+	sh.m[tx] = struct{}{}
 	db.running.Add(1)
 	return nil
 }
 
 func (db *DB) unregister(tx *Tx) {
-	db.mu.Lock()
-	delete(db.mu.active, tx)
-	db.mu.Unlock()
+	sh := &db.active[tx.id%activeShards]
+	sh.mu.Lock()
+	delete(sh.m, tx)
+	sh.mu.Unlock()
 	db.running.Done()
+}
+
+// activeTxs lists the running transactions (Close, after setting closed).
+func (db *DB) activeTxs() []*Tx {
+	var txs []*Tx
+	for i := range db.active {
+		sh := &db.active[i]
+		sh.mu.Lock()
+		for tx := range sh.m {
+			txs = append(txs, tx)
+		}
+		sh.mu.Unlock()
+	}
+	return txs
 }
 
 // writable reports why the database refuses writes, if it does.

@@ -45,6 +45,47 @@
 //	             ranges                                 committer wins; write skew possible)
 //	Hybrid       attempt 1 optimistic; after a conflict the retry runs pessimistically
 //	             and first locks, in key order, the keys attempt 1 read (S) and wrote (X)
+//	Adaptive     optimistic, but a key whose conflict temperature reached the threshold
+//	             is locked at read time (X if its conflicts were read-modify-writes)
+//
+// # Adaptive (MOCC)
+//
+// Mostly-optimistic concurrency control (Wang & Kimura, VLDB 2016) keeps a
+// temperature per record: a count of recent validation failures on it,
+// decaying over time. Cold records are read optimistically; hot ones are
+// locked when read, so the transactions that keep colliding on them queue
+// instead of retrying.
+//
+//	validation fails on k ──▶ temperature[hash(k)] += 1 (and rmw += 1 if k was written)
+//	Get(k): temperature(k) >= AdaptiveThreshold ? lock k (X if mostly rmw, else S)
+//	                                            : snapshot read, validated at commit
+//	every 500 ms of silence halves a temperature
+//
+// AdaptiveThreshold's ends are the test oracle: 0 locks every read (exactly
+// Pessimistic), AdaptiveNever none (exactly Optimistic). The windowed
+// DB-wide conflict rate steers too, with the guide's thresholds: over 20%
+// new Adaptive work runs pessimistically; between 5% and 20% a conflicted
+// attempt is retried as Hybrid retries (locks first); below 5% the retry
+// stays optimistic, locking the keys that are now hot.
+//
+// # Which locks validation counts
+//
+// Silo's "not locked by another transaction" check assumes locks exist only
+// during commit. Strict-2PL transactions hold theirs for their whole life,
+// and a holder that has not begun to commit will take a later timestamp
+// than the validator: it serializes after it, and its lock is no conflict.
+// So validation counts only holders in the committing set — those that have
+// passed the point just before oracle.Next — which is safe because the
+// oracle's mutex orders a holder's Next before the validator's.
+//
+// # Change streams
+//
+// Watch (watch.go) delivers committed writes in timestamp order. Commits
+// finish out of order, so each one is published to the watch hub between
+// install and Done: every committed ts at or below the read watermark has
+// then reached the hub, which releases events in order up to it, with no
+// gaps. Recent events stay in a ring; a file database's watcher that falls
+// behind the ring catches up from the log's retained tail.
 //
 // Explicit locks (GetForShare, GetForUpdate, ScanForUpdate, LockRange,
 // LockKeys) are real locks under every strategy. A key read under a lock

@@ -108,6 +108,7 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 		}
 		return tx.rd.Get(key)
 	}
+	tx.latestReads = true
 	latest := tx.db.store.Latest()
 	defer latest.Close()
 	return latest.Get(key)

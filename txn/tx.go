@@ -48,6 +48,9 @@ type Tx struct {
 	nWrites  int
 	reason   abortReason // why the transaction ends, if it does not commit
 	inCommit bool        // in the DB's committing set
+	// latestReads: some reads were of the latest version under a lock
+	// while others came from the snapshot (see commitReadOnlyLocked).
+	latestReads bool
 }
 
 type keyRange struct{ start, end []byte }

@@ -1,0 +1,116 @@
+// Package bench measures txkv's concurrency-control strategies on the eight
+// workloads of the decision guide, and checks after every run that the
+// workload's business invariant survived.
+//
+// # Why these workloads
+//
+// The guide's advice — lock when conflicts are frequent and data is
+// critical, validate optimistically when conflicts are rare, mix the two in
+// between — is a claim about costs: a pessimistic transaction pays for a
+// lock on every access and waits behind every holder; an optimistic one
+// pays nothing until commit, and then pays the whole transaction again when
+// validation fails. Which cost is smaller depends on how often transactions
+// collide (the conflict rate), how long they stay open (a lock held longer
+// blocks more; an optimistic attempt that runs longer loses more when it is
+// thrown away), and how many of them only read. Each workload fixes one
+// point of that space the guide names, and lets the conflict rate move:
+//
+//	workload   models                              conflict  reads:writes  length   guide says
+//	---------  ----------------------------------  --------  ------------  -------  -----------
+//	bank       transfers between accounts          high      1:1           short    pessimistic
+//	inventory  shop browsing and buying            low       10:1          short    optimistic
+//	tickets    seat maps and seat booking          high      5:1           medium   pessimistic
+//	likes      social counters                     low       100:1         short    optimistic
+//	medical    patient record edits (critical)     medium    1:1           medium   pessimistic
+//	content    CMS articles, long transactions     low       20:1          long     optimistic
+//	flashsale  order queue, SKIP LOCKED workers    extreme   1:1           short    pessimistic
+//	collab     playlist edits, version checks      medium    1:1           human    optimistic
+//
+// The "guide says" column is Advise(spec.Profile): the guide's flowchart
+// applied to the profile each Spec declares. The runner (cmd/txkvbench)
+// prints it next to the measured winner, and marks where they disagree —
+// the point of measuring is to find out.
+//
+// # The two knobs
+//
+// Contention is the hot-set size: the number of accounts, products, seats,
+// posts, patients, articles or playlists the operations spread over. With
+// W workers each touching k of N items, two transactions collide with
+// probability about k²/N per pair, so N is the dial from "every
+// transaction collides" to "almost none do". Think time is a sleep inside
+// the transaction between its reads and its writes (for collab: between
+// fetching the playlist and submitting the edit, outside any transaction,
+// because that is where a human edits). It stretches the window in which a
+// conflict can happen, and the time a lock is held.
+//
+// # What each workload checks
+//
+//	bank       sum of balances conserved; no balance negative
+//	inventory  stock = initial + deliveries - orders, never below zero
+//	tickets    every booking record names a seat that names it back
+//	           (no seat sold twice); bookings = booked seats = acknowledged
+//	likes      every counter = its like records (one key per user and
+//	           post, so a second like is refused: idempotent)
+//	medical    a record at edit n has history entries 1..n, and they are
+//	           exactly the acknowledged edits (no lost update)
+//	content    article revision = sum of its section edits, in the final
+//	           state and in every committed reader's view (no torn read)
+//	flashsale  stock = initial - fulfilled, never below zero; every
+//	           acknowledged order is queued or has exactly one result
+//	collab     each playlist equals the replay of its operation log, and
+//	           holds every acknowledged insert exactly once
+//
+// A check reads the final state in one View (a consistent snapshot) and
+// compares it with what the driver acknowledged: an operation counts only
+// if db.Update returned nil. A lost update, a write skew that breaks an
+// invariant, or a double claim from a queue all show up as a failed check.
+//
+// # How each strategy fares, and why
+//
+//	             few items (hot)                    many items (cold)
+//	pessimistic  waits in lock queues; S→X upgrade  pays a lock per access for
+//	             deadlocks when two readers of the  nothing
+//	             same key both write it (bank)
+//	optimistic   validation fails, whole tx redone  nearly free: snapshot reads,
+//	             (wasted work grows with think time) one validation at commit
+//	hybrid       first attempt optimistic, retry    = optimistic
+//	             locks what the failure touched,
+//	             so a transaction is retried once
+//	adaptive     locks keys whose conflict          = optimistic
+//	             temperature is high (MOCC)
+//
+// Flash sale is the guide's "queue + pessimistic" pattern: workers claim
+// orders with ScanForUpdate + SkipLocked, which locks under every strategy,
+// so two workers never claim the same order and never wait for each other;
+// the strategy only decides how the shared stock counter is protected.
+// Collaborative editing is the guide's optimistic pattern with explicit
+// version checks: PutIfVersion fails with ErrVersionMismatch, and the
+// editor transforms its insert position past the edits it missed
+// (operational transformation: an insert at or before ours shifts ours
+// right) instead of blocking a human on a lock.
+//
+// # The driver
+//
+// Run (Setup, Drive, Check) runs N workers for a duration or an op count.
+// Each operation is one business transaction through db.Update with the
+// strategy under test and a generous retry policy (50 attempts): a
+// retryable error that outlasts it is counted as Failed. Latencies are
+// kept per worker (reservoir-sampled past 128k) and merged for p50/p90/p99;
+// aborts, retries, deadlocks and lock waits are differences of db.Stats()
+// over the run. Abort rate = aborted attempts / all attempts, where a
+// business refusal (ErrRejected: no funds, seat taken, sold out) is not an
+// abort.
+//
+// # Measuring
+//
+//	go test -race ./bench/                     # every workload × strategy, invariants
+//	go test -run '^$' -bench Workload ./bench/ # BenchmarkWorkload/<workload>/<strategy>
+//	go run ./bench/cmd/txkvbench -quick        # the matrix, tables, results.json, charts
+//	cd bench/peers && go run ./cmd/peers       # the same on bbolt, Badger, BuntDB, SQLite
+//
+// References: Kung & Robinson, "On Optimistic Methods for Concurrency
+// Control" (1981); Wang & Kimura, "Mostly-Optimistic Concurrency Control"
+// (VLDB 2016) for the temperature-based hybrid; Ellis & Gibbs, "Concurrency
+// Control in Groupware Systems" (1989) for operational transformation;
+// PostgreSQL's SELECT … FOR UPDATE SKIP LOCKED for the queue pattern.
+package bench

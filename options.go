@@ -60,6 +60,15 @@ const (
 	DeadlockOff       = deadlock.Off       // lock timeouts only (innodb_deadlock_detect=OFF)
 )
 
+// VictimPolicy says which transaction of a deadlock cycle is aborted.
+type VictimPolicy = deadlock.VictimPolicy
+
+// The victim policies.
+const (
+	VictimYoungest  = deadlock.Youngest  // the largest ID: least work lost (default)
+	VictimRequester = deadlock.Requester // the one whose wait closed the cycle (PostgreSQL)
+)
+
 // RetryPolicy says how Update retries: exponential backoff with full jitter.
 type RetryPolicy = txn.RetryPolicy
 
@@ -75,7 +84,7 @@ func NoWait() LockOption { return txn.NoWait() }
 // SkipLocked: ScanForUpdate skips rows whose lock is not free now (SELECT … SKIP LOCKED).
 func SkipLocked() LockOption { return txn.SkipLocked() }
 
-// WaitTimeout bounds one request's wait (ErrLockTimeout); negative waits forever.
+// WaitTimeout bounds one request's wait (ErrLockTimeout); d <= 0 waits forever.
 func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
 
 // AdaptiveNever is the AdaptiveThreshold that never locks at read time: pure OCC.
@@ -91,6 +100,7 @@ type Options struct {
 	LockTimeout       time.Duration // default 5s; negative: wait forever
 	DeadlockDetection DeadlockMode  // default DeadlockImmediate
 	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
+	DeadlockVictim    VictimPolicy  // which member of a cycle is aborted; default VictimYoungest
 	// AdaptiveThreshold is the key temperature at which Adaptive locks at
 	// read time: 0 locks every read (pure 2PL), AdaptiveNever none (pure OCC).
 	AdaptiveThreshold int
@@ -131,7 +141,7 @@ func (o *Options) config() (txn.Config, error) {
 	}
 	c := txn.Config{
 		Strategy: o.Strategy, Isolation: o.Isolation, LockTimeout: o.LockTimeout,
-		DeadlockMode: o.DeadlockDetection, DeadlockInterval: o.DeadlockInterval,
+		DeadlockMode: o.DeadlockDetection, DeadlockInterval: o.DeadlockInterval, DeadlockVictim: o.DeadlockVictim,
 		AdaptiveThreshold: o.AdaptiveThreshold, Sync: o.Sync,
 		CheckpointBytes: o.CheckpointBytes, MemtableBytes: o.MemtableBytes,
 		MaxKeySize: o.MaxKeySize, MaxValueSize: o.MaxValueSize, Logger: o.Logger,

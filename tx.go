@@ -1,6 +1,10 @@
 package txkv
 
-import "github.com/txkv/txkv/txn"
+import (
+	"context"
+
+	"github.com/txkv/txkv/txn"
+)
 
 // Tx is a transaction: a thin handle over txn.Tx, where the work is done.
 // A Tx is not safe for concurrent use by several goroutines.
@@ -10,6 +14,17 @@ type Tx struct {
 
 // ID returns the transaction's ID (increasing with start time).
 func (tx *Tx) ID() uint64 { return tx.t.ID() }
+
+// Isolation returns the transaction's isolation level.
+func (tx *Tx) Isolation() Isolation { return tx.t.Isolation() }
+
+// ReadTS returns the timestamp of the snapshot the transaction reads
+// (math.MaxUint64 when it reads the latest versions under locks, as strict
+// 2PL does). A Watch from ReadTS()+1 continues exactly after what it saw.
+func (tx *Tx) ReadTS() uint64 { return tx.t.ReadTS() }
+
+// Context returns the context the transaction is bound to.
+func (tx *Tx) Context() context.Context { return tx.t.Context() }
 
 // Strategy returns the strategy this transaction runs with.
 func (tx *Tx) Strategy() Strategy { return tx.t.Strategy() }

@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/txkv/txkv/lockmgr"
@@ -244,4 +245,74 @@ func TestAdaptiveLocksRMWHotKeysExclusive(t *testing.T) {
 	if held["rmw"] != lockmgr.Exclusive || held["ro"] != lockmgr.Shared {
 		t.Fatalf("held %v, want rmw:X ro:S", held)
 	}
+}
+
+// A SKIP LOCKED worker that skipped a row and then rolls back for its own
+// reasons is a plain rollback, not a NOWAIT failure; a version mismatch is
+// counted for the guide's VersionMismatchMonitor.
+func TestStatsSkipLockedAndVersionMismatch(t *testing.T) {
+	db := openAdaptive(t, AdaptiveNever)
+	ctx := context.Background()
+	for _, k := range []string{"job/1", "job/2"} {
+		if err := db.Put(ctx, []byte(k), []byte("todo")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder, _ := db.Begin(ctx, nil)
+	if _, err := holder.ScanForUpdate([]byte("job/"), []byte("job0"), 1, SkipLocked()); err != nil {
+		t.Fatal(err)
+	}
+	worker, _ := db.Begin(ctx, nil)
+	got, err := worker.ScanForUpdate([]byte("job/"), []byte("job0"), 1, SkipLocked())
+	if err != nil || len(got) != 1 || string(got[0].Key) != "job/2" {
+		t.Fatalf("worker claimed %v, %v; want job/2", got, err)
+	}
+	if err := worker.PutIfVersion([]byte("job/2"), []byte("done"), 12345); !errors.Is(err, ErrVersionMismatch) {
+		t.Fatalf("PutIfVersion with a wrong version = %v", err)
+	}
+	_ = worker.Rollback()
+	_ = holder.Rollback()
+	s := db.Stats()
+	if s.AbortsByReason["nowait"] != 0 || s.AbortsByReason["rollback"] != 2 {
+		t.Fatalf("aborts by reason %v: a skip is not a failure", s.AbortsByReason)
+	}
+	if s.VersionMismatches != 1 || s.NotAvailable != 1 {
+		t.Fatalf("version mismatches %d, not available %d", s.VersionMismatches, s.NotAvailable)
+	}
+}
+
+func TestDeadlockVictimRequester(t *testing.T) {
+	c := defaultConfig(t)
+	c.DeadlockVictim = 1 // deadlock.Requester
+	c.LockTimeout = -1
+	db, err := Open("", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	older, _ := db.Begin(ctx, &TxOptions{Strategy: Pessimistic})
+	younger, _ := db.Begin(ctx, &TxOptions{Strategy: Pessimistic})
+	if err := older.Put([]byte("a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := younger.Put([]byte("b"), nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- younger.Put([]byte("a"), nil) }() // younger waits for older
+	for { // poll the lock table, never sleep
+		if _, waiting := db.locks.WaitingOn(younger.ID()); waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	// older closes the cycle: under Requester it, not the younger, is the victim.
+	if err := older.Put([]byte("b"), nil); !errors.Is(err, lockmgr.ErrDeadlock) {
+		t.Fatalf("requester's Put = %v, want ErrDeadlock", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("younger's wait = %v, want granted", err)
+	}
+	_ = younger.Rollback()
 }

@@ -70,6 +70,7 @@ func Open(path string, cfg Config) (*DB, error) {
 	db.locks = lockmgr.New(&lockmgr.Options{
 		Detection:  cfg.DeadlockMode,
 		Interval:   cfg.DeadlockInterval,
+		Victim:     cfg.DeadlockVictim,
 		OnDeadlock: db.noteDeadlock,
 	})
 	db.watch = newWatchHub(db)

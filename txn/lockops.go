@@ -27,7 +27,8 @@ func NoWait() LockOption { return func(o *lockOptions) { o.policy = lockmgr.NoWa
 // (SELECT … FOR UPDATE SKIP LOCKED). On a single-key request it acts as NoWait.
 func SkipLocked() LockOption { return func(o *lockOptions) { o.policy = lockmgr.SkipLocked } }
 
-// WaitTimeout bounds this request's wait (ErrLockTimeout); d < 0 waits forever.
+// WaitTimeout bounds this request's wait (ErrLockTimeout); d <= 0 waits
+// forever (PostgreSQL's lock_timeout = 0).
 func WaitTimeout(d time.Duration) LockOption {
 	return func(o *lockOptions) { o.timeout, o.timed = d, true }
 }
@@ -173,8 +174,10 @@ func (tx *Tx) candidatesLocked(start, end []byte) ([][]byte, error) {
 // claimLocked locks one candidate and re-reads it: it may have been deleted
 // while this transaction waited for the lock.
 func (tx *Tx) claimLocked(key []byte, o lockOptions) (KV, bool, error) {
+	reason := tx.reason
 	err := tx.lockLocked(lockmgr.Point(key), lockmgr.Exclusive, o.policy, o.timeout)
 	if o.policy == lockmgr.SkipLocked && errors.Is(err, lockmgr.ErrLockNotAvailable) {
+		tx.reason = reason // a skipped row is no failure the caller saw
 		return KV{}, false, nil
 	}
 	if err != nil {

@@ -154,6 +154,7 @@ func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
 		return err
 	}
 	if cur != version {
+		tx.db.stats.versionMismatches.Add(1)
 		return &VersionMismatchError{Key: bytes.Clone(key), Expected: version, Actual: cur}
 	}
 	tx.writes.Put(key, value) // the write set copies

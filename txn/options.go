@@ -2,6 +2,8 @@ package txn
 
 import (
 	"fmt"
+
+	"github.com/txkv/txkv/deadlock"
 	"log/slog"
 	"math"
 	"time"
@@ -111,6 +113,7 @@ type Config struct {
 	LockTimeout       time.Duration // < 0: wait forever
 	DeadlockMode      DeadlockMode
 	DeadlockInterval  time.Duration
+	DeadlockVictim    deadlock.VictimPolicy
 	AdaptiveThreshold int
 	Sync              SyncMode
 	Retry             RetryPolicy
@@ -182,6 +185,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: unknown isolation %v", ErrInvalidOption, c.Isolation)
 	case c.AdaptiveThreshold < 0:
 		return fmt.Errorf("%w: AdaptiveThreshold must not be negative", ErrInvalidOption)
+	case !c.DeadlockVictim.Valid():
+		return fmt.Errorf("%w: unknown deadlock victim policy %v", ErrInvalidOption, c.DeadlockVictim)
 	case !c.DeadlockMode.Valid():
 		return fmt.Errorf("%w: unknown deadlock detection mode %v", ErrInvalidOption, c.DeadlockMode)
 	case c.Sync != SyncAlways && c.Sync != SyncNone:

@@ -55,6 +55,7 @@ type counters struct {
 	commits, aborts, conflicts, deadlocks atomic.Uint64
 	lockTimeouts, notAvailable, retries   atomic.Uint64
 	reads, writes                         atomic.Uint64
+	versionMismatches                     atomic.Uint64
 	byStrategy                            [Adaptive + 1]strategyCounters
 	byReason                              [numReasons]atomic.Uint64
 	txNanos, txCount                      atomic.Uint64
@@ -85,6 +86,8 @@ type Stats struct {
 	LockWaits    uint64 // lock requests that had to wait
 	Retries      uint64 // Update attempts after the first
 	NotAvailable uint64 // NOWAIT / SKIP LOCKED requests refused
+
+	VersionMismatches uint64 // PutIfVersion refusals (the guide's VersionMismatchMonitor)
 
 	AbortsByReason map[string]uint64        // rollback, conflict, deadlock, timeout, nowait, cancelled, log-failed
 	ByStrategy     map[string]StrategyStats // by the strategy asked for
@@ -152,7 +155,8 @@ func (db *DB) Stats() Stats {
 		Commits: c.commits.Load(), Aborts: c.aborts.Load(), Conflicts: c.conflicts.Load(),
 		Deadlocks: c.deadlocks.Load(), LockTimeouts: c.lockTimeouts.Load(),
 		Retries: c.retries.Load(), NotAvailable: c.notAvailable.Load(),
-		Reads: c.reads.Load(), Writes: c.writes.Load(), ConflictRate: db.window.Rate(),
+		VersionMismatches: c.versionMismatches.Load(),
+		Reads:             c.reads.Load(), Writes: c.writes.Load(), ConflictRate: db.window.Rate(),
 		Checkpoints: c.checkpoints.Load(), MemtableBytes: db.store.MemBytes(),
 		ReadTS: db.store.ReadTS(), ByStrategy: make(map[string]StrategyStats),
 		AbortsByReason: make(map[string]uint64, numReasons),

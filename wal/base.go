@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/txkv/txkv/internal/crashpoint"
 )
 
 // versionLen is the size of the version prefix of every base value.
@@ -174,6 +176,7 @@ func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 		if inputErr = applyEntries(tx.Bucket(bucketBase), entries); inputErr != nil {
 			return inputErr
 		}
+		crashpoint.Hit(crashpoint.WALMidCheckpoint)
 		if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
 			return err
 		}
@@ -263,6 +266,7 @@ func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64) (int64, error) {
 		if err := c.Delete(); err != nil {
 			return freed, err
 		}
+		crashpoint.Hit(crashpoint.WALMidTruncate)
 	}
 	return freed, l.raiseHorizon(tx, cut)
 }

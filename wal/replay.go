@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/txkv/txkv/internal/crashpoint"
 )
 
 // Replay chunk bounds: each chunk is read in one short bbolt read transaction and copied out,
@@ -44,6 +46,7 @@ func (l *Log) Replay(fn func(r *Record) error) (lastTS uint64, err error) {
 			if err := fn(r); err != nil {
 				return lastTS, err
 			}
+			crashpoint.Hit(crashpoint.WALMidReplay)
 			lastTS = o.ts
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/txkv/txkv/internal/crashpoint"
 )
 
 // request is one queued append. Requests are pooled: the encoded buffer and the done channel
@@ -145,11 +147,13 @@ func (l *Log) writeBatch(batch []*request) (err error) {
 			}
 			n += int64(len(req.key) + len(req.data))
 		}
+		crashpoint.Hit(crashpoint.WALBeforeCommit)
 		return nil
 	})
 	if err != nil {
 		return l.fail(err)
 	}
+	crashpoint.Hit(crashpoint.WALAfterCommit)
 	l.logBytes.Add(n)
 	l.stats.batches.Add(1)
 	l.stats.records.Add(uint64(len(batch)))

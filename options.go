@@ -84,7 +84,8 @@ func NoWait() LockOption { return txn.NoWait() }
 // SkipLocked: ScanForUpdate skips rows whose lock is not free now (SELECT … SKIP LOCKED).
 func SkipLocked() LockOption { return txn.SkipLocked() }
 
-// WaitTimeout bounds one request's wait (ErrLockTimeout); d <= 0 waits forever.
+// WaitTimeout bounds one request's wait (ErrLockTimeout): 0 does not wait
+// (ErrLockTimeout if the lock is not free now), negative waits forever.
 func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
 
 // AdaptiveNever is the AdaptiveThreshold that never locks at read time: pure OCC.

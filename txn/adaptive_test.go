@@ -301,7 +301,7 @@ func TestDeadlockVictimRequester(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- younger.Put([]byte("a"), nil) }() // younger waits for older
-	for { // poll the lock table, never sleep
+	for {                                                 // poll the lock table, never sleep
 		if _, waiting := db.locks.WaitingOn(younger.ID()); waiting {
 			break
 		}

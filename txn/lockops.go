@@ -27,8 +27,9 @@ func NoWait() LockOption { return func(o *lockOptions) { o.policy = lockmgr.NoWa
 // (SELECT … FOR UPDATE SKIP LOCKED). On a single-key request it acts as NoWait.
 func SkipLocked() LockOption { return func(o *lockOptions) { o.policy = lockmgr.SkipLocked } }
 
-// WaitTimeout bounds this request's wait (ErrLockTimeout); d <= 0 waits
-// forever (PostgreSQL's lock_timeout = 0).
+// WaitTimeout bounds this request's wait (ErrLockTimeout). d == 0 does not
+// wait: a lock not free now fails at once with ErrLockTimeout (as a Go
+// timer of 0 fires at once); d < 0 waits forever.
 func WaitTimeout(d time.Duration) LockOption {
 	return func(o *lockOptions) { o.timeout, o.timed = d, true }
 }
@@ -41,7 +42,14 @@ func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
 		}
 	}
 	if o.timed {
-		o.timeout = max(o.timeout, 0) // lockmgr: 0 means no timer
+		switch {
+		case o.timeout < 0:
+			o.timeout = 0 // wait forever: lockmgr's 0 means no timer
+		case o.timeout == 0:
+			// A bound of zero: granted only if free now, else ErrLockTimeout
+			// at once. lockmgr's 0 would mean no timer at all.
+			o.timeout = time.Nanosecond
+		}
 	}
 	return o
 }
@@ -77,6 +85,7 @@ func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, opts []LockOption) ([]byt
 	if err := tx.lockLocked(lockmgr.Point(key), mode, pointPolicy(o.policy), o.timeout); err != nil {
 		return nil, err
 	}
+	tx.noteTriedLocked(key, o.policy)
 	tx.nReads++
 	v, _, ok, err := tx.readLockedKeyLocked(key)
 	if err != nil {
@@ -183,6 +192,7 @@ func (tx *Tx) claimLocked(key []byte, o lockOptions) (KV, bool, error) {
 	if err != nil {
 		return KV{}, false, err
 	}
+	tx.noteTriedLocked(key, o.policy)
 	v, ver, ok, err := tx.readLockedKeyLocked(key)
 	if err != nil {
 		return KV{}, false, err
@@ -239,4 +249,16 @@ func (tx *Tx) LockKeys(mode lockmgr.Mode, keys ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// noteTriedLocked remembers a key locked without waiting (NoWait,
+// SkipLocked), which a Hybrid retry must not prelock with a blocking request.
+func (tx *Tx) noteTriedLocked(key []byte, p lockmgr.WaitPolicy) {
+	if p == lockmgr.Block {
+		return
+	}
+	if tx.tried == nil {
+		tx.tried = make(map[string]struct{})
+	}
+	tx.tried[string(key)] = struct{}{}
 }

@@ -44,7 +44,12 @@ type Tx struct {
 	locked   bool          // the transaction may hold locks
 	adaptive bool          // Adaptive running optimistically: hot keys are locked at read time
 	hotX     [][]byte      // Adaptive retry: keys the failed attempt wrote (locked X when hot)
-	nReads   int           // key reads and writes, summed into the DB's counters at the end
+	// tried holds the keys this attempt locked with NoWait or SkipLocked.
+	// A Hybrid retry does not prelock them: fn asks for them again with its
+	// own policy, and a blocking prelock would make a SKIP LOCKED worker
+	// wait for (and deadlock with) whoever claimed the row since.
+	tried    map[string]struct{}
+	nReads   int // key reads and writes, summed into the DB's counters at the end
 	nWrites  int
 	reason   abortReason // why the transaction ends, if it does not commit
 	inCommit bool        // in the DB's committing set
@@ -285,7 +290,9 @@ func (tx *Tx) failLocked(err error) error {
 func (tx *Tx) finishLocked(committed bool) {
 	tx.done = true
 	tx.rd.Close()
-	if tx.locked {
+	if tx.locked || tx.label != "" {
+		// ReleaseAll also forgets the label SetLabel recorded at Begin,
+		// which a transaction that never locked would otherwise leak.
 		tx.db.locks.ReleaseAll(tx.id)
 	}
 	if tx.inCommit {
@@ -359,10 +366,13 @@ func (tx *Tx) touched() []prelock {
 	ws := tx.writes.Writes()
 	out := make([]prelock, 0, len(ws)+len(tx.reads))
 	for _, w := range ws {
-		out = append(out, prelock{key: w.Key, mode: lockmgr.Exclusive})
+		if _, skip := tx.tried[string(w.Key)]; !skip {
+			out = append(out, prelock{key: w.Key, mode: lockmgr.Exclusive})
+		}
 	}
 	for _, k := range tx.reads {
-		if _, _, ok := tx.writes.Get(k); !ok {
+		_, skip := tx.tried[string(k)]
+		if _, _, ok := tx.writes.Get(k); !ok && !skip {
 			out = append(out, prelock{key: k, mode: lockmgr.Shared})
 		}
 	}

@@ -19,7 +19,7 @@
 //	---------  ----------------------------------  --------  ------------  -------  -----------
 //	bank       transfers between accounts          high      1:1           short    pessimistic
 //	inventory  shop browsing and buying            low       10:1          short    optimistic
-//	tickets    seat maps and seat booking          high      5:1           medium   pessimistic
+//	tickets    seat maps and seat booking          moderate  5:1           medium   hybrid
 //	likes      social counters                     low       100:1         short    optimistic
 //	medical    patient record edits (critical)     medium    1:1           medium   pessimistic
 //	content    CMS articles, long transactions     low       20:1          long     optimistic

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,5 +275,78 @@ func BenchmarkRecovery(b *testing.B) {
 		b.StopTimer()
 		crashClose(b, db)
 		b.StartTimer()
+	}
+}
+
+// BenchmarkLargeDataset loads 10,000,000 keys (set TXKV_LARGE_KEYS to
+// change it) into a file database whose memtable is capped at 64 MiB, and
+// reports the peak Go heap seen during the load and after it: memory is
+// bounded by the memtable setting, not by the dataset — the rest lives in
+// bbolt. It runs only when asked for by name:
+//
+//	go test -run '^$' -bench LargeDataset -benchtime 1x -timeout 30m .
+func BenchmarkLargeDataset(b *testing.B) {
+	keys := 10_000_000
+	if s := os.Getenv("TXKV_LARGE_KEYS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys = n
+	}
+	for b.Loop() {
+		opts := txkv.DefaultOptions()
+		opts.Sync = txkv.SyncNone
+		opts.MemtableBytes = 64 << 20
+		opts.CheckpointBytes = 64 << 20
+		db, err := txkv.Open(filepath.Join(b.TempDir(), "db"), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var peak uint64
+		sample := func() {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+		ctx := context.Background()
+		for lo := 0; lo < keys; lo += 10_000 {
+			err := db.Update(ctx, nil, func(tx *txkv.Tx) error {
+				for i := lo; i < min(lo+10_000, keys); i++ {
+					if err := tx.Put(u64key(uint64(i)), []byte("value-of-sixteen")); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if lo%500_000 == 0 {
+				sample()
+			}
+		}
+		sample()
+		// Every key is still readable: sample a few from base and memtable.
+		for _, i := range []int{0, keys / 2, keys - 1} {
+			if _, err := db.Get(ctx, u64key(uint64(i))); err != nil {
+				b.Fatalf("key %d: %v", i, err)
+			}
+		}
+		if err := db.Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "settled-heap-MiB")
+		st := db.Stats()
+		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(st.MemtableBytes)/(1<<20), "memtable-MiB")
+		b.ReportMetric(float64(st.Checkpoints), "checkpoints")
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -121,7 +121,7 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 	tx.latestReads = true
 	latest := tx.db.store.Latest()
 	defer latest.Close()
-	return latest.Get(key)
+	return tx.saw(latest.Get(key))
 }
 
 // KV is a key, its value and its version, as ScanForUpdate returns them.

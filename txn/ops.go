@@ -73,7 +73,14 @@ func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok 
 	default:
 		tx.recordRead(key)
 	}
-	return tx.rd.Get(key)
+	return tx.saw(tx.rd.Get(key))
+}
+
+// saw passes a read's results through, remembering the newest version the
+// transaction has seen (see DB.finishLocked: real-time order).
+func (tx *Tx) saw(value []byte, version uint64, ok bool, err error) ([]byte, uint64, bool, error) {
+	tx.maxSeen = max(tx.maxSeen, version)
+	return value, version, ok, err
 }
 
 // hotLocked reports whether an Adaptive transaction should lock key now:
@@ -250,6 +257,7 @@ func (tx *Tx) scanNext(it *mvcc.Iterator) (key, value []byte, ok bool, err error
 		return nil, nil, false, it.Err()
 	}
 	tx.nReads++
+	tx.maxSeen = max(tx.maxSeen, it.Version())
 	return it.Key(), it.Value(), true, nil
 }
 

@@ -56,6 +56,10 @@ type Tx struct {
 	// latestReads: some reads were of the latest version under a lock
 	// while others came from the snapshot (see commitReadOnlyLocked).
 	latestReads bool
+	// maxSeen is the newest version any read returned. Reads of the latest
+	// version (under locks) can see a commit whose timestamp is above the
+	// read watermark — installed, not yet visible to snapshots.
+	maxSeen uint64
 }
 
 type keyRange struct{ start, end []byte }
@@ -300,6 +304,14 @@ func (tx *Tx) finishLocked(committed bool) {
 	}
 	tx.stopAfter()
 	tx.cancelCtx(nil)
+	// Real-time order (linearizability of CompareAndSwap, strict
+	// serializability): a transaction that saw a version above the read
+	// watermark does not end until that version is visible, so nothing that
+	// begins after it can read an older state. The wait is short: the
+	// version is installed, its commit is only waiting for earlier ones.
+	if tx.maxSeen > tx.db.store.ReadTS() {
+		_ = tx.db.store.WaitVisible(context.Background(), tx.maxSeen)
+	}
 	tx.db.noteEnd(tx, committed)
 	tx.db.unregister(tx)
 }

@@ -175,14 +175,6 @@ func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// envOr returns the environment variable name or def.
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 // mode is one strategy at one isolation level: the axes of DESIGN §3.
 type mode struct {
 	name     string

@@ -49,6 +49,9 @@ func (l *Log) Get(key []byte) (value []byte, version uint64, ok bool, err error)
 		if v == nil {
 			return nil
 		}
+		if err := l.checkElem(tx, "base", key, v); err != nil {
+			return err
+		}
 		val, ver, err := l.splitBase(key, v)
 		if err != nil {
 			return err
@@ -103,6 +106,9 @@ func (l *Log) Scan(start, end []byte, limit int, fn func(key, value []byte, vers
 				if len(ents) == want {
 					more = true
 					return nil
+				}
+				if err := l.checkElem(tx, "base", k, v); err != nil {
+					return err
 				}
 				val, ver, err := l.splitBase(k, v)
 				if err != nil {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,6 +73,9 @@ func (l *Log) readChunk(after uint64) (buf []byte, offs []chunkOff, err error) {
 				return &CorruptError{Path: l.path, Bucket: "log", Key: append([]byte(nil), k...),
 					Reason: "log key is not an 8-byte ts"}
 			}
+			if err := l.checkElem(tx, "log", k, v); err != nil {
+				return err
+			}
 			if buf == nil {
 				buf = make([]byte, 0, min(replayChunkBytes, 64*len(v)+len(v)))
 			}
@@ -95,4 +99,20 @@ func (l *Log) recordCorrupt(ts uint64, err error) error {
 		return &c
 	}
 	return &CorruptError{Path: l.path, Bucket: "log", TS: ts, Err: err}
+}
+
+// checkElem rejects a key or value longer than the file itself before it is
+// copied. bbolt keeps no page checksums: a damaged element header can claim
+// gigabytes, and copying that slice would read far past the memory map (or
+// exhaust memory) before the record's CRC could object.
+func (l *Log) checkElem(tx *bolt.Tx, bucket string, k, v []byte) error {
+	if int64(len(k))+int64(len(v)) <= tx.Size() {
+		return nil
+	}
+	ce := &CorruptError{Path: l.path, Bucket: bucket, Key: bytes.Clone(k[:min(len(k), 64)]),
+		Reason: "element longer than the file"}
+	if bucket == "log" && len(k) == 8 {
+		ce.TS = binary.BigEndian.Uint64(k)
+	}
+	return ce
 }

@@ -124,6 +124,9 @@ func (l *Log) ReadTail(from, to uint64, maxRecords int) ([]Record, error) {
 			if ts > to {
 				return nil
 			}
+			if err := l.checkElem(tx, "log", k, v); err != nil {
+				return err
+			}
 			offs = append(offs, chunkOff{ts: ts, start: len(buf), end: len(buf) + len(v)})
 			buf = append(buf, v...)
 			if len(offs) >= maxRecords || len(buf) >= tailChunkBytes {

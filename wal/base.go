@@ -256,11 +256,33 @@ func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64) (int64, error) {
 		}
 		return freed, err
 	}
-	// Delete the prefix up to cut. Re-seek to First after each delete rather than trusting
-	// Next after Delete.
-	for k, v := c.First(); k != nil; k, v = c.First() {
+	// Delete the prefix up to cut: list the keys first, then Seek to each and
+	// delete it. (Next after Delete skips elements in bbolt; re-seeking to First
+	// after each Delete walks over the leaves already emptied in this
+	// transaction, which made a large truncation quadratic.)
+	dead, f, err := l.logPrefix(c, cut, countFrom)
+	freed += f
+	if err != nil {
+		return freed, err
+	}
+	for _, k := range dead {
+		if k2, _ := c.Seek(k[:]); k2 == nil || !bytes.Equal(k2, k[:]) {
+			continue
+		}
+		if err := c.Delete(); err != nil {
+			return freed, err
+		}
+		crashpoint.Hit(crashpoint.WALMidTruncate)
+	}
+	return freed, l.raiseHorizon(tx, cut)
+}
+
+// logPrefix lists the log keys with ts <= cut, adding to freed the size of
+// those with ts > countFrom.
+func (l *Log) logPrefix(c *bolt.Cursor, cut, countFrom uint64) (dead [][8]byte, freed int64, err error) {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
-			return freed, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
+			return nil, freed, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
 		}
 		ts := binary.BigEndian.Uint64(k)
 		if ts > cut {
@@ -269,12 +291,9 @@ func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64) (int64, error) {
 		if ts > countFrom {
 			freed += int64(len(k) + len(v))
 		}
-		if err := c.Delete(); err != nil {
-			return freed, err
-		}
-		crashpoint.Hit(crashpoint.WALMidTruncate)
+		dead = append(dead, [8]byte(k))
 	}
-	return freed, l.raiseHorizon(tx, cut)
+	return dead, freed, nil
 }
 
 // retainedTail walks the log backwards from upTo over the records the retention options

@@ -3,6 +3,7 @@ package lockmgr
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -104,8 +105,11 @@ func TestGrantTimeoutRace(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- m.Acquire(ctx, waiter, key, Exclusive, Block, 100*time.Microsecond) }()
-		// Release somewhere around the moment the timer fires.
+		waitUntilWaitingOrDone(m, waiter, done)
+		// Release somewhere around the moment the timer fires. Yield while
+		// spinning so that with GOMAXPROCS=1 the waiter's timer can fire too.
 		for spin := time.Now(); time.Since(spin) < time.Duration(i%20)*50*time.Microsecond; {
+			runtime.Gosched()
 		}
 		m.ReleaseAll(holder)
 		err := <-done
@@ -216,5 +220,16 @@ func TestRangeKeysAreCopied(t *testing.T) {
 	}
 	if s := m.Stats(); s.NotAvailable != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// waitUntilWaitingOrDone returns once txn is queued on a lock, or its
+// request has already finished (a timeout may beat the check).
+func waitUntilWaitingOrDone(m *Manager, txn uint64, done chan error) {
+	for {
+		if _, ok := m.WaitingOn(txn); ok || len(done) > 0 {
+			return
+		}
+		runtime.Gosched()
 	}
 }

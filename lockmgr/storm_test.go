@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,7 @@ func TestDeadlockStorm(t *testing.T) {
 					if err = m.Acquire(ctx, txn, Point([]byte(fmt.Sprintf("k%02d", k))), Exclusive, Block, 0); err != nil {
 						break
 					}
+					runtime.Gosched() // interleave even at GOMAXPROCS=1
 				}
 				var de *DeadlockError
 				switch {

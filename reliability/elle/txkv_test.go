@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -220,6 +221,7 @@ func runOne(db *txkv.DB, cfg runConfig, r *rand.Rand, ks *keyspace, rec *elle.Re
 		}
 		cur = &elle.Txn{ID: rec.NextID()}
 		for _, op := range plan {
+			runtime.Gosched() // let transactions interleave, even at GOMAXPROCS=1
 			b, err := tx.Get([]byte(op.key))
 			if err != nil && !errors.Is(err, txkv.ErrNotFound) {
 				return err

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 // Storage benchmarks of issue 3, with raw bbolt measured in the same run as
@@ -286,14 +285,7 @@ func BenchmarkRecovery(b *testing.B) {
 //
 //	go test -run '^$' -bench LargeDataset -benchtime 1x -timeout 30m .
 func BenchmarkLargeDataset(b *testing.B) {
-	keys := 10_000_000
-	if s := os.Getenv("TXKV_LARGE_KEYS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		keys = n
-	}
+	keys := testenv.Int(b, "TXKV_LARGE_KEYS", 10_000_000)
 	for b.Loop() {
 		opts := txkv.DefaultOptions()
 		opts.Sync = txkv.SyncNone

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 // Explicit locking patterns (issue 4 "Explicit locking"; DESIGN §2, §4):
@@ -24,18 +24,7 @@ import (
 var lockRetry = &txkv.RetryPolicy{MaxAttempts: 10000, BaseDelay: 10 * time.Microsecond, MaxDelay: time.Millisecond}
 
 // seedFromEnv returns the seed named by env, or a fresh one, and logs it.
-func seedFromEnv(t *testing.T, env string) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if v := os.Getenv(env); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", env, v, err)
-		}
-	}
-	t.Logf("seed %d (replay with %s=%d)", seed, env, seed)
-	return seed
-}
+func seedFromEnv(t *testing.T, env string) uint64 { return testenv.Seed(t, env) }
 
 // ---- the job queue ------------------------------------------------------
 

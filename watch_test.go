@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 // watchItem is one step of a Watch iteration, as a streamer goroutine forwards it.
@@ -132,17 +132,7 @@ func eventKeys(evs []txkv.Event) []string {
 	return out
 }
 
-func watchSeed(t *testing.T) uint64 {
-	seed := rand.Uint64()
-	if s := os.Getenv("TXKV_WATCH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("TXKV_WATCH_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (replay with TXKV_WATCH_SEED=%d)", seed, seed)
-	return seed
-}
+func watchSeed(t *testing.T) uint64 { return testenv.Seed(t, "TXKV_WATCH_SEED") }
 
 // Concurrent committers, many of them conflicting (so aborted timestamps leave holes in the
 // ts sequence and commits finish out of ts order): the watcher sees exactly the committed

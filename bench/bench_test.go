@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,18 +22,7 @@ var (
 )
 
 // seed returns the run's seed: TXKV_BENCH_SEED replays one.
-func seed(t testing.TB) uint64 {
-	s := uint64(time.Now().UnixNano())
-	if env := os.Getenv("TXKV_BENCH_SEED"); env != "" {
-		v, err := strconv.ParseUint(env, 10, 64)
-		if err != nil {
-			t.Fatalf("TXKV_BENCH_SEED=%q: %v", env, err)
-		}
-		s = v
-	}
-	t.Logf("seed %d (replay with TXKV_BENCH_SEED=%d)", s, s)
-	return s
-}
+func seed(t testing.TB) uint64 { return testenv.Seed(t, "TXKV_BENCH_SEED") }
 
 func openMem(t testing.TB) *txkv.DB {
 	t.Helper()

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/txkv/txkv/internal/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -19,20 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSeed returns the seed of a randomized test: MVCC_SEED if set (replay), else a fresh one.
 // It is always logged so a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	if s := os.Getenv("MVCC_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("bad MVCC_SEED %q: %v", s, err)
-		}
-		t.Logf("seed %d (from MVCC_SEED)", v)
-		return v
-	}
-	v := uint64(time.Now().UnixNano())
-	t.Logf("seed %d (replay with MVCC_SEED=%d)", v, v)
-	return v
-}
+func testSeed(t testing.TB) uint64 { return testenv.Seed(t, "MVCC_SEED") }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 

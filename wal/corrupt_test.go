@@ -7,27 +7,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
+	"github.com/txkv/txkv/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 )
 
 // testSeed returns the seed for randomized tests: $WAL_SEED if set (to replay a failure),
 // otherwise a fresh one. It is always logged.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("WAL_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("WAL_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with WAL_SEED=%d)", seed, seed)
-	return seed
-}
+func testSeed(t *testing.T) uint64 { return testenv.Seed(t, "WAL_SEED") }
 
 // expectCorrupt opens path and requires a *CorruptError naming it.
 func expectCorrupt(t *testing.T, path, what string) {

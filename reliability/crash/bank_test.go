@@ -24,6 +24,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 // The bank: accounts accounts start with startBalance each. A transfer moves a random amount
@@ -441,33 +442,10 @@ func boltCheck(t testing.TB, path string) {
 }
 
 // envInt reads a positive integer knob.
-func envInt(t testing.TB, name string, def int) int {
-	t.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive number", name, s)
-	}
-	return n
-}
+func envInt(t testing.TB, name string, def int) int { return testenv.Int(t, name, def) }
 
 // testSeed returns $TXKV_SEED or a fresh seed, and logs how to replay it.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("TXKV_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("TXKV_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay: TXKV_SEED=%d go test -run '^%s$' ./reliability/crash)", seed, seed, t.Name())
-	return seed
-}
+func testSeed(t testing.TB) uint64 { return testenv.Seed(t, "TXKV_SEED") }
 
 // durations summarizes a distribution: p50, p90, p99, max.
 func durations(ds []time.Duration) string {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
 
+	"github.com/txkv/txkv/internal/testenv"
 	"github.com/txkv/txkv/reliability/elle"
 )
 
@@ -343,16 +343,4 @@ func serialHistory(r *rand.Rand, n, keys int) []Txn {
 }
 
 // seedFromEnv returns TXKV_ELLE_SEED if set, else a fresh seed; it logs it.
-func seedFromEnv(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("TXKV_ELLE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("TXKV_ELLE_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with TXKV_ELLE_SEED=%d)", seed, seed)
-	return seed
-}
+func seedFromEnv(t *testing.T) uint64 { return testenv.Seed(t, "TXKV_ELLE_SEED") }

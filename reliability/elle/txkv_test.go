@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 	"github.com/txkv/txkv/reliability/elle"
 )
 
@@ -27,17 +27,7 @@ import (
 
 // txnsPerRun is the number of logical transactions of each run:
 // TXKV_ELLE_TXNS, default 2,000 (the full size is 50,000).
-func txnsPerRun(t *testing.T) int {
-	n := 2000
-	if s := os.Getenv("TXKV_ELLE_TXNS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			t.Fatalf("TXKV_ELLE_TXNS=%q: want a positive integer", s)
-		}
-		n = v
-	}
-	return n
-}
+func txnsPerRun(t *testing.T) int { return testenv.Int(t, "TXKV_ELLE_TXNS", 2000) }
 
 const workers = 16
 

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -210,17 +211,7 @@ const (
 	keys    = 8
 )
 
-func opsPerClient(t *testing.T) int {
-	n := 300
-	if s := os.Getenv("TXKV_LINEAR_OPS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			t.Fatalf("TXKV_LINEAR_OPS=%q: want a positive integer", s)
-		}
-		n = v
-	}
-	return n
-}
+func opsPerClient(t *testing.T) int { return testenv.Int(t, "TXKV_LINEAR_OPS", 300) }
 
 // unique returns a value no other call writes: spaced 2^24 apart, so no
 // run of Increments (by at most 3 each) reaches the next one.
@@ -300,19 +291,7 @@ func openDB(t *testing.T, file bool) *txkv.DB {
 	return db
 }
 
-func seedFromEnv(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("TXKV_LINEAR_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("TXKV_LINEAR_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with TXKV_LINEAR_SEED=%d)", seed, seed)
-	return seed
-}
+func seedFromEnv(t *testing.T) uint64 { return testenv.Seed(t, "TXKV_LINEAR_SEED") }
 
 var backends = []struct {
 	name string

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,17 +37,7 @@ const (
 )
 
 // soakSize is the main phase's transaction count: TXKV_SOAK_TXNS, default 20,000.
-func soakSize(t *testing.T) int {
-	n := 20000
-	if s := os.Getenv("TXKV_SOAK_TXNS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			t.Fatalf("TXKV_SOAK_TXNS=%q: want a positive integer", s)
-		}
-		n = v
-	}
-	return n
-}
+func soakSize(t *testing.T) int { return testenv.Int(t, "TXKV_SOAK_TXNS", 20000) }
 
 // outcome is how one transaction ended.
 type outcome int
@@ -296,15 +286,7 @@ func heapAfterGC() uint64 {
 }
 
 func TestSoak(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("TXKV_SOAK_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("TXKV_SOAK_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with TXKV_SOAK_SEED=%d)", seed, seed)
+	seed := testenv.Seed(t, "TXKV_SOAK_SEED")
 	n := soakSize(t)
 
 	opts := txkv.DefaultOptions()

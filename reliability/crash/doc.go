@@ -14,7 +14,6 @@
 //	  naming it; no read returns wrong data
 //	a failed log commit fails every waiting   TestLogFailureEveryCommitter
 //	  committer; reads work, writes refused
-//	the counter decoder never panics          FuzzDecodeCounter
 //
 // Every randomized test logs its seed; TXKV_SEED=<seed> replays it.
 //

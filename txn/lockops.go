@@ -3,10 +3,12 @@ package txn
 import (
 	"bytes"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
 )
 
 // LockOption changes how an explicit lock request waits.
@@ -119,9 +121,20 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 		return tx.rd.Get(key)
 	}
 	tx.latestReads = true
-	latest := tx.db.store.Latest()
-	defer latest.Close()
+	latest, done := tx.latestReader()
+	defer done()
 	return tx.saw(latest.Get(key))
+}
+
+// latestReader returns a reader of the latest installed versions: the
+// transaction's own reader when it already is one (strict 2PL), otherwise a
+// short-lived one the caller closes with done.
+func (tx *Tx) latestReader() (rd *mvcc.Snapshot, done func()) {
+	if tx.rd.TS() == math.MaxUint64 {
+		return tx.rd, func() {}
+	}
+	rd = tx.db.store.Latest()
+	return rd, rd.Close
 }
 
 // KV is a key, its value and its version, as ScanForUpdate returns them.
@@ -169,8 +182,8 @@ func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([
 // candidatesLocked lists the live keys of the range in the latest committed
 // state merged with this transaction's writes.
 func (tx *Tx) candidatesLocked(start, end []byte) ([][]byte, error) {
-	latest := tx.db.store.Latest()
-	defer latest.Close()
+	latest, done := tx.latestReader()
+	defer done()
 	it := latest.Iter(start, end, &tx.writes)
 	defer it.Close()
 	var keys [][]byte

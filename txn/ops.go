@@ -105,6 +105,9 @@ func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
 // Hybrid retry to lock). A key read after this transaction wrote it needs
 // no validation, but recording it is harmless.
 func (tx *Tx) recordRead(key []byte) {
+	if tx.iso == Snapshot && tx.requested != Hybrid && tx.requested != Adaptive {
+		return // never validated, and no retry plan will lock it
+	}
 	tx.reads = append(tx.reads, bytes.Clone(key))
 }
 

@@ -55,13 +55,24 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestBackoffFullJitterBounds(t *testing.T) {
-	p := RetryPolicy{MaxAttempts: 5, BaseDelay: time.Microsecond, MaxDelay: 4 * time.Microsecond}
-	for attempt := 1; attempt < 40; attempt++ {
-		if err := sleepBackoff(context.Background(), p, attempt); err != nil {
-			t.Fatal(err)
+func TestBackoffCeiling(t *testing.T) {
+	p := RetryPolicy{BaseDelay: 50 * time.Microsecond, MaxDelay: 10 * time.Millisecond}
+	for _, c := range []struct {
+		attempt int
+		want    time.Duration
+	}{
+		{1, 50 * time.Microsecond}, {2, 100 * time.Microsecond}, {3, 200 * time.Microsecond},
+		{8, 6400 * time.Microsecond}, {9, 10 * time.Millisecond}, {40, 10 * time.Millisecond},
+		{1 << 20, 10 * time.Millisecond}, // no shift overflow
+	} {
+		if got := backoffCeiling(p, c.attempt); got != c.want {
+			t.Errorf("attempt %d: ceiling %v, want %v", c.attempt, got, c.want)
 		}
 	}
+}
+
+// A cancelled context ends the backoff sleep at once, whatever the delay.
+func TestBackoffStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	long := RetryPolicy{BaseDelay: time.Hour, MaxDelay: time.Hour}

@@ -102,11 +102,7 @@ func runManaged(tx *Tx, fn func(*Tx) error) (err error) {
 // sleepBackoff waits a uniformly random time in [0, min(MaxDelay,
 // BaseDelay·2^(attempt-1))] — "full jitter" — or until ctx is done.
 func sleepBackoff(ctx context.Context, p RetryPolicy, attempt int) error {
-	ceiling := p.BaseDelay << min(attempt-1, 30)
-	if ceiling <= 0 || ceiling > p.MaxDelay {
-		ceiling = p.MaxDelay
-	}
-	d := time.Duration(rand.Int64N(int64(ceiling) + 1))
+	d := time.Duration(rand.Int64N(int64(backoffCeiling(p, attempt)) + 1))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -115,6 +111,15 @@ func sleepBackoff(ctx context.Context, p RetryPolicy, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// backoffCeiling is min(MaxDelay, BaseDelay·2^(attempt-1)), overflow-safe.
+func backoffCeiling(p RetryPolicy, attempt int) time.Duration {
+	ceiling := p.BaseDelay << min(attempt-1, 30)
+	if ceiling <= 0 || ceiling > p.MaxDelay {
+		ceiling = p.MaxDelay
+	}
+	return ceiling
 }
 
 // View runs fn in a read-only transaction at the read watermark.

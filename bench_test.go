@@ -103,23 +103,38 @@ const pointGetKeys = 1_000_000
 // BenchmarkPointGet: one read-only transaction per Get over 1,000,000 keys,
 // from 8 goroutines, against bbolt's View+Get in the same run.
 func BenchmarkPointGet(b *testing.B) {
+	// Each database is loaded once, on first use, into the parent's
+	// directory: a benchmark with sub-benchmarks runs its body once, while
+	// each sub-benchmark runs several times (growing b.N).
+	var tdb *txkv.DB
+	txkvDB := func() *txkv.DB {
+		if tdb == nil {
+			tdb = loadTxkv(b, pointGetKeys)
+			b.Cleanup(func() { tdb.Close() })
+		}
+		return tdb
+	}
+	var bdb *bolt.DB
+	boltDB := func() *bolt.DB {
+		if bdb == nil {
+			bdb = loadBolt(b, pointGetKeys)
+			b.Cleanup(func() { bdb.Close() })
+		}
+		return bdb
+	}
+	ctx := context.Background()
 	b.Run("txkv", func(b *testing.B) {
-		db := loadTxkv(b, pointGetKeys)
-		defer db.Close()
-		ctx := context.Background()
+		db := txkvDB()
 		parallelGets(b, func(k []byte) error {
 			return db.View(ctx, func(tx *txkv.Tx) error { _, err := tx.Get(k); return err })
 		})
 	})
 	b.Run("txkvDBGet", func(b *testing.B) {
-		db := loadTxkv(b, pointGetKeys)
-		defer db.Close()
-		ctx := context.Background()
+		db := txkvDB()
 		parallelGets(b, func(k []byte) error { _, err := db.Get(ctx, k); return err })
 	})
 	b.Run("bbolt", func(b *testing.B) {
-		db := loadBolt(b, pointGetKeys)
-		defer db.Close()
+		db := boltDB()
 		parallelGets(b, func(k []byte) error {
 			return db.View(func(tx *bolt.Tx) error {
 				if tx.Bucket([]byte("b")).Get(k) == nil {

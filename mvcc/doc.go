@@ -55,8 +55,11 @@
 //
 // # The snapshot registry and the GC watermark
 //
-// Snapshot registers its ts in a registry under the same lock that GCWatermark takes, choosing
-// ts = ReadTS at that moment. GCWatermark = min(oldest open snapshot, ReadTS). Because a new
+// Snapshot registers its ts in a registry, choosing ts = ReadTS at that moment, under the lock
+// of one of 16 registry shards (picked at random, so readers on different cores do not share a
+// lock). GCWatermark = min(oldest open snapshot, ReadTS): it reads ReadTS first, then visits
+// every shard under its lock. A snapshot registered in a shard after the visit read ReadTS
+// later, so its ts is at least the watermark's; one registered before is seen. Because a new
 // snapshot's ts is ReadTS, which only grows, the GC watermark never exceeds an open snapshot and
 // never decreases. Latest readers (strict 2PL reads made under locks) see the newest installed
 // version and do not hold back GC: nothing below the newest version is ever needed by them.

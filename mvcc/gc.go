@@ -2,25 +2,11 @@ package mvcc
 
 import (
 	"iter"
-	"math"
 )
 
 // GCWatermark returns min(oldest open snapshot's ts, ReadTS()). No open or future snapshot can
 // read below it, and it never decreases. A checkpoint must be taken at upTo <= GCWatermark().
-func (s *Store) GCWatermark() uint64 {
-	s.reg.Lock()
-	defer s.reg.Unlock()
-	return s.gcWatermarkLocked()
-}
-
-// gcWatermarkLocked: caller holds reg (which also orders it against Snapshot registration).
-func (s *Store) gcWatermarkLocked() uint64 {
-	wm := s.readTS.Load()
-	for ts := range s.reg.snaps {
-		wm = min(wm, ts)
-	}
-	return wm
-}
+func (s *Store) GCWatermark() uint64 { return s.oldestSnapshot() }
 
 // GC drops the memtable versions no reader can see and returns how many it dropped. For each
 // key it keeps every version > GCWatermark plus the newest version <= it, except that:
@@ -31,9 +17,9 @@ func (s *Store) gcWatermarkLocked() uint64 {
 //
 // Over a real Base a tombstone stays until a checkpoint has deleted the key from Base.
 func (s *Store) GC() (dropped int) {
-	s.reg.Lock()
+	s.reg.mu.Lock()
 	s.releaseFlushesLocked()
-	s.reg.Unlock()
+	s.reg.mu.Unlock()
 	return s.collect()
 }
 
@@ -44,37 +30,41 @@ func (s *Store) GC() (dropped int) {
 // does not wait for them: the removal runs now if no such reader is open, otherwise when the
 // last one closes (or on a later GC or Flushed call).
 func (s *Store) Flushed(upTo uint64) {
-	s.reg.Lock()
-	s.reg.pending = append(s.reg.pending, flushReq{upTo: upTo, epoch: s.reg.epoch})
-	s.reg.epoch++ // readers from now on read Base only after it holds upTo
+	s.reg.mu.Lock()
+	s.reg.mu.pending = append(s.reg.mu.pending, flushReq{upTo: upTo, epoch: s.reg.epoch.Load()})
+	s.reg.hasPending.Store(true) // before the shards are visited: see unregister
+	// Readers from now on read Base only after it holds upTo. A reader that pinned the old
+	// epoch did so under its shard lock before releaseFlushesLocked visits that shard, so the
+	// visit sees its pin.
+	s.reg.epoch.Add(1)
 	ready := s.releaseFlushesLocked()
-	s.reg.Unlock()
+	s.reg.mu.Unlock()
 	if ready {
 		s.collect()
 	}
 }
 
 // releaseFlushesLocked raises safeUpTo past every pending flush whose epoch has no open reader
-// left, and reports whether it did. Caller holds reg.
+// left, and reports whether it did. Caller holds reg.mu.
 func (s *Store) releaseFlushesLocked() bool {
-	if len(s.reg.pending) == 0 {
+	pending := s.reg.mu.pending
+	if len(pending) == 0 {
 		return false
 	}
-	oldest := uint64(math.MaxUint64) // oldest pinned epoch
-	for e := range s.reg.pins {
-		oldest = min(oldest, e)
-	}
+	oldest := s.oldestPinnedEpoch()
 	advanced := false
-	for len(s.reg.pending) > 0 && s.reg.pending[0].epoch < oldest {
-		if up := s.reg.pending[0].upTo; up > s.safeUpTo.Load() {
+	for len(pending) > 0 && pending[0].epoch < oldest {
+		if up := pending[0].upTo; up > s.safeUpTo.Load() {
 			s.safeUpTo.Store(up)
 			advanced = true
 		}
-		s.reg.pending = s.reg.pending[1:]
+		pending = pending[1:]
 	}
-	if len(s.reg.pending) == 0 {
-		s.reg.pending = nil
+	if len(pending) == 0 {
+		pending = nil
+		s.reg.hasPending.Store(false)
 	}
+	s.reg.mu.pending = pending
 	return advanced
 }
 

@@ -9,40 +9,34 @@ type Snapshot struct {
 	s      *Store
 	ts     uint64
 	epoch  uint64
+	shard  uint8 // the registry shard it is registered in
 	latest bool
 	closed atomic.Bool
 }
 
-// Snapshot registers a reader at ts = ReadTS() and pins the current epoch. Registration and
-// the choice of ts are atomic with respect to GCWatermark, so the GC watermark can never pass
-// an open snapshot (invariant 2).
+// Snapshot registers a reader at ts = ReadTS() and pins the current epoch. The GC watermark
+// can never pass an open snapshot (invariant 2; see oldestSnapshot).
 func (s *Store) Snapshot() *Snapshot {
-	s.reg.Lock()
-	ts := s.readTS.Load()
-	s.reg.snaps[ts]++
-	s.reg.nsnaps++
-	e := s.pinLocked()
-	s.reg.Unlock()
-	return &Snapshot{s: s, ts: ts, epoch: e}
+	sn := new(Snapshot)
+	s.OpenSnapshot(sn)
+	return sn
 }
+
+// OpenSnapshot is Snapshot into a zero Snapshot the caller owns (embedded in a transaction, so
+// that opening a reader does not allocate). sn must not be reused after Close.
+func (s *Store) OpenSnapshot(sn *Snapshot) { s.register(sn, true) }
 
 // Latest returns a reader that sees the newest installed version of each key — for strict 2PL
 // reads made under locks, where no other writer can touch the key. It pins an epoch but does
 // not hold back GC; TS() is math.MaxUint64.
 func (s *Store) Latest() *Snapshot {
-	s.reg.Lock()
-	e := s.pinLocked()
-	s.reg.Unlock()
-	return &Snapshot{s: s, ts: maxTS, epoch: e, latest: true}
+	sn := new(Snapshot)
+	s.OpenLatest(sn)
+	return sn
 }
 
-// pinLocked pins the current epoch for a new reader. Caller holds reg.
-func (s *Store) pinLocked() uint64 {
-	e := s.reg.epoch
-	s.reg.pins[e]++
-	s.reg.npins++
-	return e
-}
+// OpenLatest is Latest into a zero Snapshot the caller owns.
+func (s *Store) OpenLatest(sn *Snapshot) { s.register(sn, false) }
 
 // TS returns the snapshot's read timestamp (math.MaxUint64 for Latest).
 func (sn *Snapshot) TS() uint64 { return sn.ts }
@@ -55,19 +49,12 @@ func (sn *Snapshot) Close() {
 		return
 	}
 	s := sn.s
-	s.reg.Lock()
-	if !sn.latest {
-		if s.reg.snaps[sn.ts]--; s.reg.snaps[sn.ts] == 0 {
-			delete(s.reg.snaps, sn.ts)
-		}
-		s.reg.nsnaps--
+	if !s.unregister(sn) {
+		return
 	}
-	if s.reg.pins[sn.epoch]--; s.reg.pins[sn.epoch] == 0 {
-		delete(s.reg.pins, sn.epoch)
-	}
-	s.reg.npins--
+	s.reg.mu.Lock()
 	ready := s.releaseFlushesLocked()
-	s.reg.Unlock()
+	s.reg.mu.Unlock()
 	if ready {
 		s.collect()
 	}

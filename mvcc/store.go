@@ -96,7 +96,8 @@ type waiter struct {
 // registry of active snapshots and the epoch pins. All methods are safe for concurrent use
 // (except Replay, which runs before any other use).
 //
-// Lock order: gcMu → mem. orc and reg are leaves: nothing else is acquired while holding them.
+// Lock order: gcMu → mem; gcMu → reg shard; reg.mu → reg shard. orc and the reg shards are
+// leaves: nothing else is acquired while holding them.
 type Store struct {
 	base      Base
 	emptyBase bool
@@ -129,18 +130,10 @@ type Store struct {
 	// readTS is the read watermark; written only under orc, read lock-free.
 	readTS atomic.Uint64
 
-	// reg guards the registry of active snapshots and the epoch pins.
-	reg struct {
-		sync.Mutex
-		snaps   map[uint64]int // snapshot ts → number of open snapshots at it
-		nsnaps  int
-		epoch   uint64         // current epoch: readers pin it; Flushed ends it
-		pins    map[uint64]int // epoch → number of open readers pinning it
-		npins   int
-		pending []flushReq // in epoch order
-	}
+	// reg is the registry of open readers and their epoch pins (registry.go).
+	reg registry
 	// safeUpTo: every memtable version <= safeUpTo may be dropped (Base holds it and no reader
-	// that pinned before the Base got it is still open). Written under reg, read by GC passes.
+	// that pinned before the Base got it is still open). Written under reg.mu, read by GC passes.
 	safeUpTo atomic.Uint64
 
 	versions atomic.Int64
@@ -159,8 +152,7 @@ func NewStore(base Base, lastTS uint64, opts *Options) *Store {
 	s.orc.last = lastTS
 	s.orc.done = make(map[uint64]struct{})
 	s.readTS.Store(lastTS)
-	s.reg.snaps = make(map[uint64]int)
-	s.reg.pins = make(map[uint64]int)
+	s.reg.init()
 	return s
 }
 
@@ -367,12 +359,11 @@ func (s *Store) Stats() Stats {
 	st.Versions = int(s.versions.Load())
 	st.MemBytes = s.memBytes.Load()
 
-	s.reg.Lock()
-	st.ActiveSnapshots = s.reg.nsnaps
-	st.Pinned = s.reg.npins
-	st.Epoch = s.reg.epoch
-	st.PendingFlushes = len(s.reg.pending)
-	s.reg.Unlock()
+	st.ActiveSnapshots, st.Pinned = s.readerCounts()
+	s.reg.mu.Lock()
+	st.Epoch = s.reg.epoch.Load()
+	st.PendingFlushes = len(s.reg.mu.pending)
+	s.reg.mu.Unlock()
 	st.FlushedUpTo = s.safeUpTo.Load()
 
 	s.orc.Lock()

@@ -186,10 +186,10 @@ func (db *DB) close(checkpoint bool) error {
 const activeShards = 16
 
 type activeShard struct {
-	// mu protects m.
-	mu sync.Mutex
-	m  map[*Tx]struct{}
-	_  [40]byte // keep shards on separate cache lines
+	// mu protects the list: head and the member transactions' prev/next.
+	mu   sync.Mutex
+	head *Tx      // an intrusive doubly linked list: no allocation, no hashing
+	_    [48]byte // keep shards on separate cache lines
 }
 
 // register adds tx to the running set, or fails if the DB is closed.
@@ -200,10 +200,11 @@ func (db *DB) register(tx *Tx) error {
 	if db.closed.Load() {
 		return wal.ErrClosed
 	}
-	if sh.m == nil {
-		sh.m = make(map[*Tx]struct{})
+	tx.activeNext = sh.head
+	if sh.head != nil {
+		sh.head.activePrev = tx
 	}
-	sh.m[tx] = struct{}{}
+	sh.head = tx
 	db.running.Add(1)
 	return nil
 }
@@ -211,7 +212,15 @@ func (db *DB) register(tx *Tx) error {
 func (db *DB) unregister(tx *Tx) {
 	sh := &db.active[tx.id%activeShards]
 	sh.mu.Lock()
-	delete(sh.m, tx)
+	if tx.activePrev != nil {
+		tx.activePrev.activeNext = tx.activeNext
+	} else {
+		sh.head = tx.activeNext
+	}
+	if tx.activeNext != nil {
+		tx.activeNext.activePrev = tx.activePrev
+	}
+	tx.activePrev, tx.activeNext = nil, nil
 	sh.mu.Unlock()
 	db.running.Done()
 }
@@ -222,7 +231,7 @@ func (db *DB) activeTxs() []*Tx {
 	for i := range db.active {
 		sh := &db.active[i]
 		sh.mu.Lock()
-		for tx := range sh.m {
+		for tx := sh.head; tx != nil; tx = tx.activeNext {
 			txs = append(txs, tx)
 		}
 		sh.mu.Unlock()
@@ -282,7 +291,8 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if db.isClosed() {
 		return nil, wal.ErrClosed
 	}
-	sn := db.store.Snapshot()
+	var sn mvcc.Snapshot
+	db.store.OpenSnapshot(&sn)
 	defer sn.Close()
 	v, _, ok, err := sn.Get(key)
 	switch {

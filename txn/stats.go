@@ -50,19 +50,62 @@ func classify(err error) abortReason {
 
 // counters are the engine's contention statistics: plain atomics updated
 // once per transaction (per-operation counts are summed in the Tx first), so
-// counting costs a few nanoseconds on the commit path.
+// counting costs a few nanoseconds on the commit path. The counters every
+// transaction touches are sharded by transaction ID, so that transactions
+// ending on different cores do not fight over one cache line; Stats sums the
+// shards.
 type counters struct {
-	commits, aborts, conflicts, deadlocks atomic.Uint64
-	lockTimeouts, notAvailable, retries   atomic.Uint64
-	reads, writes                         atomic.Uint64
-	versionMismatches                     atomic.Uint64
-	byStrategy                            [Adaptive + 1]strategyCounters
-	byReason                              [numReasons]atomic.Uint64
-	txNanos, txCount                      atomic.Uint64
-	checkpoints                           atomic.Uint64
+	conflicts, deadlocks                atomic.Uint64
+	lockTimeouts, notAvailable, retries atomic.Uint64
+	versionMismatches                   atomic.Uint64
+	checkpoints                         atomic.Uint64
+	perTx                               [statShards]txCounters
+}
+
+const statShards = 8
+
+// txCounters are one shard of the per-transaction counters.
+type txCounters struct {
+	byStrategy       [Adaptive + 1]strategyCounters
+	byReason         [numReasons]atomic.Uint64
+	reads, writes    atomic.Uint64
+	txNanos, txCount atomic.Uint64
+	_                [64]byte // keep shards on separate cache lines
 }
 
 type strategyCounters struct{ commits, aborts atomic.Uint64 }
+
+// sum adds up the shards into one txCounters-shaped set of plain numbers.
+func (c *counters) sum() (t txTotals) {
+	for i := range c.perTx {
+		sh := &c.perTx[i]
+		for st := range sh.byStrategy {
+			t.byStrategy[st].Commits += sh.byStrategy[st].commits.Load()
+			t.byStrategy[st].Aborts += sh.byStrategy[st].aborts.Load()
+		}
+		for r := range sh.byReason {
+			t.byReason[r] += sh.byReason[r].Load()
+		}
+		t.reads += sh.reads.Load()
+		t.writes += sh.writes.Load()
+		t.txNanos += sh.txNanos.Load()
+		t.txCount += sh.txCount.Load()
+	}
+	for _, st := range t.byStrategy {
+		t.commits += st.Commits
+		t.aborts += st.Aborts
+	}
+	return t
+}
+
+// txTotals are the per-transaction counters summed over the shards.
+type txTotals struct {
+	commits, aborts  uint64
+	byStrategy       [Adaptive + 1]StrategyStats
+	byReason         [numReasons]uint64
+	reads, writes    uint64
+	txNanos, txCount uint64
+}
 
 // StrategyStats are the commit and abort counts of one strategy.
 type StrategyStats struct{ Commits, Aborts uint64 }
@@ -116,13 +159,11 @@ func (db *DB) noteEnd(tx *Tx, committed bool) {
 	if db.statsOff {
 		return
 	}
-	c := &db.stats
+	c := &db.stats.perTx[tx.id%statShards]
 	sc := &c.byStrategy[tx.requested]
 	if committed {
-		c.commits.Add(1)
 		sc.commits.Add(1)
 	} else {
-		c.aborts.Add(1)
 		sc.aborts.Add(1)
 		c.byReason[tx.reason].Add(1)
 	}
@@ -151,12 +192,13 @@ func (c *counters) noteLockError(err error) {
 // Stats returns the current counters.
 func (db *DB) Stats() Stats {
 	c := &db.stats
+	t := c.sum()
 	s := Stats{
-		Commits: c.commits.Load(), Aborts: c.aborts.Load(), Conflicts: c.conflicts.Load(),
+		Commits: t.commits, Aborts: t.aborts, Conflicts: c.conflicts.Load(),
 		Deadlocks: c.deadlocks.Load(), LockTimeouts: c.lockTimeouts.Load(),
 		Retries: c.retries.Load(), NotAvailable: c.notAvailable.Load(),
 		VersionMismatches: c.versionMismatches.Load(),
-		Reads:             c.reads.Load(), Writes: c.writes.Load(), ConflictRate: db.window.Rate(),
+		Reads:             t.reads, Writes: t.writes, ConflictRate: db.window.Rate(),
 		Checkpoints: c.checkpoints.Load(), MemtableBytes: db.store.MemBytes(),
 		ReadTS: db.store.ReadTS(), ByStrategy: make(map[string]StrategyStats),
 		AbortsByReason: make(map[string]uint64, numReasons),
@@ -164,15 +206,14 @@ func (db *DB) Stats() Stats {
 	if s.Writes > 0 {
 		s.ReadWriteRatio = float64(s.Reads) / float64(s.Writes)
 	}
-	if n := c.txCount.Load(); n > 0 {
-		s.MeanTxTime = time.Duration(c.txNanos.Load() / n)
+	if t.txCount > 0 {
+		s.MeanTxTime = time.Duration(t.txNanos / t.txCount)
 	}
 	for st := Pessimistic; st <= Adaptive; st++ {
-		sc := &c.byStrategy[st]
-		s.ByStrategy[st.String()] = StrategyStats{Commits: sc.commits.Load(), Aborts: sc.aborts.Load()}
+		s.ByStrategy[st.String()] = t.byStrategy[st]
 	}
 	for r := range numReasons {
-		s.AbortsByReason[r.String()] = c.byReason[r].Load()
+		s.AbortsByReason[r.String()] = t.byReason[r]
 	}
 	db.addLockStats(&s)
 	db.addLogStats(&s)

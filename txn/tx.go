@@ -36,14 +36,15 @@ type Tx struct {
 	// cancelled, DB closed). It protects every field below.
 	mu       sync.Mutex
 	done     bool
-	abortErr error // why the transaction was rolled back asynchronously
-	rd       *mvcc.Snapshot
-	writes   mvcc.WriteSet // the zero value is empty and allocates nothing
-	reads    [][]byte      // keys read from the snapshot, validated at commit (Serializable OCC)
-	ranges   []keyRange    // ranges scanned from the snapshot, validated at commit
-	locked   bool          // the transaction may hold locks
-	adaptive bool          // Adaptive running optimistically: hot keys are locked at read time
-	hotX     [][]byte      // Adaptive retry: keys the failed attempt wrote (locked X when hot)
+	abortErr error          // why the transaction was rolled back asynchronously
+	rd       *mvcc.Snapshot // &snap
+	snap     mvcc.Snapshot  // the reader, in place: opening it does not allocate
+	writes   mvcc.WriteSet  // the zero value is empty and allocates nothing
+	reads    [][]byte       // keys read from the snapshot, validated at commit (Serializable OCC)
+	ranges   []keyRange     // ranges scanned from the snapshot, validated at commit
+	locked   bool           // the transaction may hold locks
+	adaptive bool           // Adaptive running optimistically: hot keys are locked at read time
+	hotX     [][]byte       // Adaptive retry: keys the failed attempt wrote (locked X when hot)
 	// tried holds the keys this attempt locked with NoWait or SkipLocked.
 	// A Hybrid retry does not prelock them: fn asks for them again with its
 	// own policy, and a blocking prelock would make a SKIP LOCKED worker
@@ -56,6 +57,9 @@ type Tx struct {
 	// latestReads: some reads were of the latest version under a lock
 	// while others came from the snapshot (see commitReadOnlyLocked).
 	latestReads bool
+	// activePrev and activeNext link the transaction into its shard of the
+	// DB's running set (guarded by that shard's mutex, not by mu).
+	activePrev, activeNext *Tx
 	// maxSeen is the newest version any read returned. Reads of the latest
 	// version (under locks) can see a commit whose timestamp is above the
 	// read watermark — installed, not yet visible to snapshots.
@@ -221,10 +225,11 @@ func noStop() bool   { return true }
 // version under its locks; everything else reads a snapshot at the watermark.
 func (tx *Tx) openReader() {
 	if tx.strategy == Pessimistic && tx.iso == Serializable && !tx.readOnly {
-		tx.rd = tx.db.store.Latest()
+		tx.db.store.OpenLatest(&tx.snap)
 	} else {
-		tx.rd = tx.db.store.Snapshot()
+		tx.db.store.OpenSnapshot(&tx.snap)
 	}
+	tx.rd = &tx.snap
 }
 
 // closeAbort is how Close ends a running transaction: cancel its own

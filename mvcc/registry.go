@@ -1,0 +1,134 @@
+package mvcc
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// regShards is how many independently locked parts the reader registry has. Every reader
+// (each View, each Get) registers and unregisters once, so a single registry mutex is a cache
+// line all cores fight over; readers pick a shard at random instead, and the rare global
+// questions (the GC watermark, the oldest pinned epoch) visit every shard.
+const regShards = 16
+
+// regShard holds the readers registered in one shard.
+type regShard struct {
+	// Mutex protects the maps and counts below. It is a leaf: nothing else is acquired while
+	// it is held.
+	sync.Mutex
+	snaps  map[uint64]int32 // snapshot ts → open snapshots at it
+	pins   map[uint64]int32 // epoch → open readers pinning it
+	nsnaps int
+	npins  int
+	_      [64]byte // keep shards on separate cache lines
+}
+
+// registry is the set of open readers: snapshots (which hold back the GC watermark) and epoch
+// pins (which hold back the removal of flushed versions).
+//
+// Lock order: mu → shard. A reader takes only its shard.
+type registry struct {
+	shards [regShards]regShard
+	// epoch is the current epoch. It changes only under mu and is read by readers under their
+	// shard lock: see Flushed for why that ordering is enough.
+	epoch atomic.Uint64
+	// hasPending is len(mu.pending) > 0, readable without mu, so that closing readers take mu
+	// only when a flushed removal may be waiting for them.
+	hasPending atomic.Bool
+	// mu guards the flushes waiting for old readers to close.
+	mu struct {
+		sync.Mutex
+		pending []flushReq // in epoch order
+	}
+}
+
+func (r *registry) init() {
+	for i := range r.shards {
+		r.shards[i].snaps = make(map[uint64]int32)
+		r.shards[i].pins = make(map[uint64]int32)
+	}
+}
+
+// register adds a reader: a snapshot at the read watermark (snapshot) or a Latest reader, and
+// pins the current epoch. The ts is read under the shard lock: see oldestSnapshot.
+func (s *Store) register(sn *Snapshot, snapshot bool) {
+	i := uint8(rand.Uint32() % regShards)
+	sh := &s.reg.shards[i]
+	sh.Lock()
+	ts := uint64(maxTS)
+	if snapshot {
+		ts = s.readTS.Load()
+		sh.snaps[ts]++
+		sh.nsnaps++
+	}
+	e := s.reg.epoch.Load()
+	sh.pins[e]++
+	sh.npins++
+	sh.Unlock()
+	sn.s, sn.ts, sn.epoch, sn.shard, sn.latest = s, ts, e, i, !snapshot
+}
+
+// unregister removes a reader and reports whether a pending flush may now be released.
+func (s *Store) unregister(sn *Snapshot) bool {
+	sh := &s.reg.shards[sn.shard]
+	sh.Lock()
+	if !sn.latest {
+		if sh.snaps[sn.ts]--; sh.snaps[sn.ts] == 0 {
+			delete(sh.snaps, sn.ts)
+		}
+		sh.nsnaps--
+	}
+	if sh.pins[sn.epoch]--; sh.pins[sn.epoch] == 0 {
+		delete(sh.pins, sn.epoch)
+	}
+	sh.npins--
+	sh.Unlock()
+	// Flushed sets hasPending before it looks at the shards; this load comes after our
+	// shard's unlock. So either its look saw the pin gone, or we see the flag.
+	return s.reg.hasPending.Load()
+}
+
+// oldestSnapshot returns min(ReadTS, the oldest open snapshot's ts). ReadTS is read first:
+// a snapshot that registers in a shard after that shard was visited reads ReadTS later, under
+// the shard lock, so its ts is at least the value read here — the result can never exceed an
+// open snapshot.
+func (s *Store) oldestSnapshot() uint64 {
+	wm := s.readTS.Load()
+	for i := range s.reg.shards {
+		sh := &s.reg.shards[i]
+		sh.Lock()
+		for ts := range sh.snaps {
+			wm = min(wm, ts)
+		}
+		sh.Unlock()
+	}
+	return wm
+}
+
+// oldestPinnedEpoch returns the oldest epoch an open reader pins (MaxUint64 if none).
+func (s *Store) oldestPinnedEpoch() uint64 {
+	oldest := uint64(math.MaxUint64)
+	for i := range s.reg.shards {
+		sh := &s.reg.shards[i]
+		sh.Lock()
+		for e := range sh.pins {
+			oldest = min(oldest, e)
+		}
+		sh.Unlock()
+	}
+	return oldest
+}
+
+// readerCounts returns the number of open snapshots and of pinned readers.
+func (s *Store) readerCounts() (snaps, pins int) {
+	for i := range s.reg.shards {
+		sh := &s.reg.shards[i]
+		sh.Lock()
+		snaps += sh.nsnaps
+		pins += sh.npins
+		sh.Unlock()
+	}
+	return snaps, pins
+}

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -267,4 +268,57 @@ func TestWriteSet(t *testing.T) {
 	eq(t, 0, len(w.Writes()))
 	var nilWS *WriteSet
 	eq(t, 0, nilWS.Len())
+}
+
+// TestWriteSetModel drives a write set across the slice → btree promotion
+// against a map model: every Get, Len, Bytes, Writes and Range agrees.
+func TestWriteSetModel(t *testing.T) {
+	rng := newRand(testSeed(t))
+	for round := 0; round < 50; round++ {
+		var w WriteSet
+		model := map[string]*wsEntry{}
+		for op := 0; op < 3*smallWrites; op++ {
+			k := []byte(fmt.Sprintf("k%02d", rng.IntN(2*smallWrites)))
+			if rng.IntN(4) == 0 {
+				w.Delete(k)
+				model[string(k)] = &wsEntry{key: k, del: true}
+			} else {
+				v := []byte(fmt.Sprint(op))
+				w.Put(k, v)
+				model[string(k)] = &wsEntry{key: k, value: v}
+			}
+			checkWriteSet(t, &w, model)
+		}
+		w.Reset()
+		checkWriteSet(t, &w, map[string]*wsEntry{})
+	}
+}
+
+func checkWriteSet(t *testing.T, w *WriteSet, model map[string]*wsEntry) {
+	t.Helper()
+	keys := slices.Sorted(maps.Keys(model))
+	size := 0
+	var want []string
+	for _, k := range keys {
+		e := model[k]
+		size += len(k) + len(e.value)
+		want = append(want, fmt.Sprintf("%s=%s/%v", k, e.value, e.del))
+		v, del, ok := w.Get([]byte(k))
+		if !ok || del != e.del || string(v) != string(e.value) {
+			t.Fatalf("Get(%s) = %q %v %v, model %q %v", k, v, del, ok, e.value, e.del)
+		}
+	}
+	eq(t, len(model), w.Len())
+	eq(t, size, w.Bytes())
+	var got []string
+	for _, x := range w.Writes() {
+		got = append(got, fmt.Sprintf("%s=%s/%v", x.Key, x.Value, x.Delete))
+	}
+	eq(t, strings.Join(want, " "), strings.Join(got, " "))
+	if len(keys) > 2 {
+		lo, hi := keys[1], keys[len(keys)-1]
+		var rng []string
+		w.Range([]byte(lo), []byte(hi), func(k, _ []byte, _ bool) bool { rng = append(rng, string(k)); return true })
+		eq(t, strings.Join(keys[1:len(keys)-1], ","), strings.Join(rng, ","))
+	}
 }

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/google/btree"
 )
@@ -9,10 +10,18 @@ import (
 // WriteSet is a transaction's ordered write buffer (the overlay of its reads and scans). Keys
 // and values are copied in. The zero value is ready to use. It is not safe for concurrent use:
 // it belongs to one transaction.
+//
+// Most transactions write a handful of keys, so the set starts as a sorted slice (binary
+// search, no allocation beyond the slice) and moves to a btree past smallWrites keys, where
+// inserting into a slice would start to cost more than the tree's allocations.
 type WriteSet struct {
-	tree  *btree.BTreeG[wsEntry]
+	small []wsEntry              // sorted by key; used while tree is nil
+	tree  *btree.BTreeG[wsEntry] // non-nil once the set outgrew small
 	bytes int
 }
+
+// smallWrites is the largest number of keys kept in the sorted slice.
+const smallWrites = 16
 
 type wsEntry struct {
 	key, value []byte
@@ -21,14 +30,10 @@ type wsEntry struct {
 
 func lessWS(a, b wsEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
 
+func cmpWSKey(e wsEntry, key []byte) int { return bytes.Compare(e.key, key) }
+
 // NewWriteSet returns an empty write set.
 func NewWriteSet() *WriteSet { return &WriteSet{} }
-
-func (w *WriteSet) init() {
-	if w.tree == nil {
-		w.tree = btree.NewG(16, lessWS)
-	}
-}
 
 // Put buffers key = value, replacing any earlier write of key.
 func (w *WriteSet) Put(key, value []byte) {
@@ -41,26 +46,65 @@ func (w *WriteSet) Put(key, value []byte) {
 func (w *WriteSet) Delete(key []byte) { w.set(wsEntry{key: key, del: true}) }
 
 func (w *WriteSet) set(e wsEntry) {
-	w.init()
+	if w.tree != nil {
+		w.setTree(e)
+		return
+	}
+	i, found := slices.BinarySearchFunc(w.small, e.key, cmpWSKey)
+	if found {
+		old := w.small[i]
+		e.key = old.key // already owned
+		w.bytes += len(e.value) - len(old.value)
+		w.small[i] = e
+		return
+	}
+	e.key = ownKey(e.key)
+	w.bytes += len(e.key) + len(e.value)
+	if len(w.small) < smallWrites {
+		w.small = slices.Insert(w.small, i, e)
+		return
+	}
+	w.tree = btree.NewG(16, lessWS)
+	for _, x := range w.small {
+		w.tree.ReplaceOrInsert(x)
+	}
+	w.small = nil
+	w.tree.ReplaceOrInsert(e)
+}
+
+func (w *WriteSet) setTree(e wsEntry) {
 	if old, ok := w.tree.Get(e); ok {
 		e.key = old.key // already owned
 		w.bytes -= len(old.key) + len(old.value)
 	} else {
-		e.key = bytes.Clone(e.key)
-		if e.key == nil {
-			e.key = []byte{}
-		}
+		e.key = ownKey(e.key)
 	}
 	w.tree.ReplaceOrInsert(e)
 	w.bytes += len(e.key) + len(e.value)
 }
 
+// ownKey copies a key into the write set (an empty key stays non-nil).
+func ownKey(key []byte) []byte {
+	if k := bytes.Clone(key); k != nil {
+		return k
+	}
+	return []byte{}
+}
+
 // Get returns the buffered write of key: ok=false if none, deleted=true for a buffered delete.
 func (w *WriteSet) Get(key []byte) (value []byte, deleted, ok bool) {
-	if w == nil || w.tree == nil {
+	if w == nil {
 		return nil, false, false
 	}
-	e, ok := w.tree.Get(wsEntry{key: key})
+	var e wsEntry
+	if w.tree != nil {
+		e, ok = w.tree.Get(wsEntry{key: key})
+	} else {
+		var i int
+		if i, ok = slices.BinarySearchFunc(w.small, key, cmpWSKey); ok {
+			e = w.small[i]
+		}
+	}
 	if !ok {
 		return nil, false, false
 	}
@@ -69,10 +113,13 @@ func (w *WriteSet) Get(key []byte) (value []byte, deleted, ok bool) {
 
 // Len returns the number of buffered keys.
 func (w *WriteSet) Len() int {
-	if w == nil || w.tree == nil {
+	switch {
+	case w == nil:
 		return 0
+	case w.tree != nil:
+		return w.tree.Len()
 	}
-	return w.tree.Len()
+	return len(w.small)
 }
 
 // Bytes returns the total size of the buffered keys and values.
@@ -89,9 +136,9 @@ func (w *WriteSet) Writes() []Write {
 	if w.Len() == 0 {
 		return nil
 	}
-	out := make([]Write, 0, w.tree.Len())
-	w.tree.Ascend(func(e wsEntry) bool {
-		out = append(out, Write{Key: e.key, Value: e.value, Delete: e.del})
+	out := make([]Write, 0, w.Len())
+	w.Range(nil, nil, func(key, value []byte, deleted bool) bool {
+		out = append(out, Write{Key: key, Value: value, Delete: deleted})
 		return true
 	})
 	return out
@@ -109,15 +156,28 @@ func (w *WriteSet) Range(start, end []byte, fn func(key, value []byte, deleted b
 		}
 		return fn(e.key, e.value, e.del)
 	}
-	if start == nil {
+	switch {
+	case w.tree == nil:
+		i := 0
+		if start != nil {
+			i, _ = slices.BinarySearchFunc(w.small, start, cmpWSKey)
+		}
+		for _, e := range w.small[i:] {
+			if !visit(e) {
+				return
+			}
+		}
+	case start == nil:
 		w.tree.Ascend(visit)
-		return
+	default:
+		w.tree.AscendGreaterOrEqual(wsEntry{key: start}, visit)
 	}
-	w.tree.AscendGreaterOrEqual(wsEntry{key: start}, visit)
 }
 
 // Reset empties the write set, keeping its memory for reuse.
 func (w *WriteSet) Reset() {
+	clear(w.small)
+	w.small = w.small[:0]
 	if w.tree != nil {
 		w.tree.Clear(true)
 	}

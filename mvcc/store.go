@@ -192,20 +192,14 @@ func (s *Store) Install(ts uint64, writes []Write) {
 func (s *Store) installLocked(ts uint64, w *Write) {
 	c, ok := s.mem.index[string(w.Key)]
 	if !ok {
-		e := memEntry{key: bytes.Clone(w.Key), c: &chain{}}
-		if e.key == nil {
-			e.key = []byte{}
-		}
+		var e memEntry
+		e.c, e.key = newChain(w.Key)
 		s.mem.tree.ReplaceOrInsert(e)
 		s.mem.index[immutableString(e.key)] = e.c
 		s.memBytes.Add(int64(len(e.key)) + keyOverhead)
 		c = e.c
 	}
-	v := &version{ts: ts, tomb: w.Delete}
-	if !w.Delete {
-		v.value = make([]byte, len(w.Value))
-		copy(v.value, w.Value)
-	}
+	v := newVersion(ts, w.Value, w.Delete)
 	s.memBytes.Add(int64(len(v.value)) + versionOverhead)
 
 	// Find the slot: usually the head (timestamps of one key arrive in order because writers

@@ -14,7 +14,12 @@ import (
 // Most transactions write a handful of keys, so the set starts as a sorted slice (binary
 // search, no allocation beyond the slice) and moves to a btree past smallWrites keys, where
 // inserting into a slice would start to cost more than the tree's allocations.
-type WriteSet struct {
+//
+// The struct is one pointer, allocated at the first write, so that a read-only transaction
+// that embeds a WriteSet pays 8 bytes for it.
+type WriteSet struct{ d *wsData }
+
+type wsData struct {
 	small []wsEntry              // sorted by key; used while tree is nil
 	tree  *btree.BTreeG[wsEntry] // non-nil once the set outgrew small
 	bytes int
@@ -46,6 +51,13 @@ func (w *WriteSet) Put(key, value []byte) {
 func (w *WriteSet) Delete(key []byte) { w.set(wsEntry{key: key, del: true}) }
 
 func (w *WriteSet) set(e wsEntry) {
+	if w.d == nil {
+		w.d = new(wsData)
+	}
+	w.d.set(e)
+}
+
+func (w *wsData) set(e wsEntry) {
 	if w.tree != nil {
 		w.setTree(e)
 		return
@@ -72,7 +84,7 @@ func (w *WriteSet) set(e wsEntry) {
 	w.tree.ReplaceOrInsert(e)
 }
 
-func (w *WriteSet) setTree(e wsEntry) {
+func (w *wsData) setTree(e wsEntry) {
 	if old, ok := w.tree.Get(e); ok {
 		e.key = old.key // already owned
 		w.bytes -= len(old.key) + len(old.value)
@@ -92,10 +104,11 @@ func ownKey(key []byte) []byte {
 }
 
 // Get returns the buffered write of key: ok=false if none, deleted=true for a buffered delete.
-func (w *WriteSet) Get(key []byte) (value []byte, deleted, ok bool) {
-	if w == nil {
+func (ws *WriteSet) Get(key []byte) (value []byte, deleted, ok bool) {
+	if ws == nil || ws.d == nil {
 		return nil, false, false
 	}
+	w := ws.d
 	var e wsEntry
 	if w.tree != nil {
 		e, ok = w.tree.Get(wsEntry{key: key})
@@ -114,20 +127,20 @@ func (w *WriteSet) Get(key []byte) (value []byte, deleted, ok bool) {
 // Len returns the number of buffered keys.
 func (w *WriteSet) Len() int {
 	switch {
-	case w == nil:
+	case w == nil || w.d == nil:
 		return 0
-	case w.tree != nil:
-		return w.tree.Len()
+	case w.d.tree != nil:
+		return w.d.tree.Len()
 	}
-	return len(w.small)
+	return len(w.d.small)
 }
 
 // Bytes returns the total size of the buffered keys and values.
 func (w *WriteSet) Bytes() int {
-	if w == nil {
+	if w == nil || w.d == nil {
 		return 0
 	}
-	return w.bytes
+	return w.d.bytes
 }
 
 // Writes returns the buffered writes sorted by key (the order in which the commit protocol
@@ -146,10 +159,11 @@ func (w *WriteSet) Writes() []Write {
 
 // Range calls fn for the buffered writes in [start, end) (nil = open) in key order until fn
 // returns false.
-func (w *WriteSet) Range(start, end []byte, fn func(key, value []byte, deleted bool) bool) {
-	if w.Len() == 0 {
+func (ws *WriteSet) Range(start, end []byte, fn func(key, value []byte, deleted bool) bool) {
+	if ws.Len() == 0 {
 		return
 	}
+	w := ws.d
 	visit := func(e wsEntry) bool {
 		if end != nil && bytes.Compare(e.key, end) >= 0 {
 			return false
@@ -175,7 +189,11 @@ func (w *WriteSet) Range(start, end []byte, fn func(key, value []byte, deleted b
 }
 
 // Reset empties the write set, keeping its memory for reuse.
-func (w *WriteSet) Reset() {
+func (ws *WriteSet) Reset() {
+	w := ws.d
+	if w == nil {
+		return
+	}
 	clear(w.small)
 	w.small = w.small[:0]
 	if w.tree != nil {

@@ -173,7 +173,7 @@ func (db *DB) noteEnd(tx *Tx, committed bool) {
 	if tx.nWrites > 0 {
 		c.writes.Add(uint64(tx.nWrites))
 	}
-	c.txNanos.Add(uint64(time.Since(tx.start)))
+	c.txNanos.Add(uint64(db.sinceOpen() - tx.start))
 	c.txCount.Add(1)
 	if !tx.readOnly && (committed || tx.nWrites > 0 || tx.reason != reasonRollback) {
 		db.window.Note(!committed && (tx.reason == reasonConflict || tx.reason == reasonDeadlock))

@@ -22,48 +22,51 @@ type Tx struct {
 	strategy  Strategy // the strategy this attempt runs with (Hybrid retries run Pessimistic)
 	requested Strategy // the strategy asked for (reported in Stats)
 	iso       Isolation
+	timeout   time.Duration
+	start     int64 // nanoseconds since the DB opened (monotonic), for MeanTxTime
 	readOnly  bool
 	managed   bool // inside Update/View: Commit and Rollback are refused
-	timeout   time.Duration
-	label     string
-	start     time.Time
 
 	ctx       context.Context
 	cancelCtx context.CancelCauseFunc
 	stopAfter func() bool
 
+	// activePrev and activeNext link the transaction into its shard of the
+	// DB's running set (guarded by that shard's mutex, not by mu).
+	activePrev, activeNext *Tx
+
 	// mu serializes the user's calls with an asynchronous rollback (context
-	// cancelled, DB closed). It protects every field below.
+	// cancelled, DB closed). It protects every field below. (The fields are
+	// ordered to pack: a View allocates one Tx and nothing else, so its
+	// size is what a read-only transaction costs the garbage collector.)
 	mu       sync.Mutex
-	done     bool
 	abortErr error          // why the transaction was rolled back asynchronously
 	rd       *mvcc.Snapshot // &snap
 	snap     mvcc.Snapshot  // the reader, in place: opening it does not allocate
 	writes   mvcc.WriteSet  // the zero value is empty and allocates nothing
 	reads    [][]byte       // keys read from the snapshot, validated at commit (Serializable OCC)
 	ranges   []keyRange     // ranges scanned from the snapshot, validated at commit
-	locked   bool           // the transaction may hold locks
-	adaptive bool           // Adaptive running optimistically: hot keys are locked at read time
 	hotX     [][]byte       // Adaptive retry: keys the failed attempt wrote (locked X when hot)
 	// tried holds the keys this attempt locked with NoWait or SkipLocked.
 	// A Hybrid retry does not prelock them: fn asks for them again with its
 	// own policy, and a blocking prelock would make a SKIP LOCKED worker
 	// wait for (and deadlock with) whoever claimed the row since.
-	tried    map[string]struct{}
-	nReads   int // key reads and writes, summed into the DB's counters at the end
-	nWrites  int
-	reason   abortReason // why the transaction ends, if it does not commit
-	inCommit bool        // in the DB's committing set
-	// latestReads: some reads were of the latest version under a lock
-	// while others came from the snapshot (see commitReadOnlyLocked).
-	latestReads bool
-	// activePrev and activeNext link the transaction into its shard of the
-	// DB's running set (guarded by that shard's mutex, not by mu).
-	activePrev, activeNext *Tx
+	tried   map[string]struct{}
+	nReads  int32 // key reads and writes, summed into the DB's counters at the end
+	nWrites int32
 	// maxSeen is the newest version any read returned. Reads of the latest
 	// version (under locks) can see a commit whose timestamp is above the
 	// read watermark — installed, not yet visible to snapshots.
-	maxSeen uint64
+	maxSeen  uint64
+	done     bool
+	locked   bool        // the transaction may hold locks
+	adaptive bool        // Adaptive running optimistically: hot keys are locked at read time
+	reason   abortReason // why the transaction ends, if it does not commit
+	inCommit bool        // in the DB's committing set
+	labeled  bool        // the lock table holds a label for this transaction
+	// latestReads: some reads were of the latest version under a lock
+	// while others came from the snapshot (see commitReadOnlyLocked).
+	latestReads bool
 }
 
 type keyRange struct{ start, end []byte }
@@ -120,7 +123,11 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 	if pre != nil {
 		tx.strategy, tx.adaptive = Pessimistic, false // a Hybrid retry
 	}
-	if err := tx.open(ctx); err != nil {
+	label := ""
+	if opts != nil {
+		label = opts.Label
+	}
+	if err := tx.open(ctx, label); err != nil {
 		return nil, err
 	}
 	if len(pre) > 0 {
@@ -160,7 +167,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if opts != nil {
 		o = *opts
 	}
-	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly, label: o.Label, start: time.Now()}
+	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly, start: db.sinceOpen()}
 	tx.requested = o.Strategy
 	if tx.requested == StrategyDefault {
 		tx.requested = db.cfg.Strategy
@@ -184,7 +191,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 // open binds the transaction to ctx, opens its reader and registers it
 // with the DB — under tx.mu, so an AfterFunc fired by an early cancel waits
 // until the transaction is whole, and Close only ever sees whole ones.
-func (tx *Tx) open(ctx context.Context) error {
+func (tx *Tx) open(ctx context.Context, label string) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	tx.bind(ctx)
@@ -195,6 +202,10 @@ func (tx *Tx) open(ctx context.Context) error {
 		tx.stopAfter()
 		tx.cancelCtx(nil)
 		return err
+	}
+	if label != "" {
+		tx.labeled = true
+		tx.db.locks.SetLabel(tx.id, label)
 	}
 	return nil
 }
@@ -212,9 +223,6 @@ func (tx *Tx) bind(parent context.Context) {
 	} else {
 		tx.ctx, tx.cancelCtx = context.WithCancelCause(parent)
 		tx.stopAfter = context.AfterFunc(tx.ctx, tx.abortAsync)
-	}
-	if tx.label != "" {
-		tx.db.locks.SetLabel(tx.id, tx.label)
 	}
 }
 
@@ -299,7 +307,7 @@ func (tx *Tx) failLocked(err error) error {
 func (tx *Tx) finishLocked(committed bool) {
 	tx.done = true
 	tx.rd.Close()
-	if tx.locked || tx.label != "" {
+	if tx.locked || tx.labeled {
 		// ReleaseAll also forgets the label SetLabel recorded at Begin,
 		// which a transaction that never locked would otherwise leak.
 		tx.db.locks.ReleaseAll(tx.id)

@@ -15,14 +15,57 @@ const regShards = 16
 
 // regShard holds the readers registered in one shard.
 type regShard struct {
-	// Mutex protects the maps and counts below. It is a leaf: nothing else is acquired while
-	// it is held.
+	// Mutex protects the counts below. It is a leaf: nothing else is acquired while it is held.
 	sync.Mutex
-	snaps  map[uint64]int32 // snapshot ts → open snapshots at it
-	pins   map[uint64]int32 // epoch → open readers pinning it
+	snaps  counts // snapshot ts → open snapshots at it
+	pins   counts // epoch → open readers pinning it
 	nsnaps int
 	npins  int
 	_      [64]byte // keep shards on separate cache lines
+}
+
+// counts is a small multiset of uint64s. Readers that are open at the same time mostly share
+// a handful of timestamps and epochs, so a slice searched linearly beats a map: no hashing,
+// and no rehash or delete bookkeeping on the way in and out.
+type counts []countEntry
+
+type countEntry struct {
+	v uint64
+	n int32
+}
+
+func (c *counts) add(v uint64) {
+	for i := range *c {
+		if (*c)[i].v == v {
+			(*c)[i].n++
+			return
+		}
+	}
+	*c = append(*c, countEntry{v, 1})
+}
+
+// remove drops one occurrence of v, which must be present.
+func (c *counts) remove(v uint64) {
+	s := *c
+	for i := range s {
+		if s[i].v != v {
+			continue
+		}
+		if s[i].n--; s[i].n == 0 {
+			last := len(s) - 1
+			s[i] = s[last]
+			*c = s[:last]
+		}
+		return
+	}
+}
+
+// min returns the smallest value present, or def if none is.
+func (c counts) min(def uint64) uint64 {
+	for _, e := range c {
+		def = min(def, e.v)
+	}
+	return def
 }
 
 // registry is the set of open readers: snapshots (which hold back the GC watermark) and epoch
@@ -44,13 +87,6 @@ type registry struct {
 	}
 }
 
-func (r *registry) init() {
-	for i := range r.shards {
-		r.shards[i].snaps = make(map[uint64]int32)
-		r.shards[i].pins = make(map[uint64]int32)
-	}
-}
-
 // register adds a reader: a snapshot at the read watermark (snapshot) or a Latest reader, and
 // pins the current epoch. The ts is read under the shard lock: see oldestSnapshot.
 func (s *Store) register(sn *Snapshot, snapshot bool) {
@@ -60,11 +96,11 @@ func (s *Store) register(sn *Snapshot, snapshot bool) {
 	ts := uint64(maxTS)
 	if snapshot {
 		ts = s.readTS.Load()
-		sh.snaps[ts]++
+		sh.snaps.add(ts)
 		sh.nsnaps++
 	}
 	e := s.reg.epoch.Load()
-	sh.pins[e]++
+	sh.pins.add(e)
 	sh.npins++
 	sh.Unlock()
 	sn.s, sn.ts, sn.epoch, sn.shard, sn.latest = s, ts, e, i, !snapshot
@@ -75,14 +111,10 @@ func (s *Store) unregister(sn *Snapshot) bool {
 	sh := &s.reg.shards[sn.shard]
 	sh.Lock()
 	if !sn.latest {
-		if sh.snaps[sn.ts]--; sh.snaps[sn.ts] == 0 {
-			delete(sh.snaps, sn.ts)
-		}
+		sh.snaps.remove(sn.ts)
 		sh.nsnaps--
 	}
-	if sh.pins[sn.epoch]--; sh.pins[sn.epoch] == 0 {
-		delete(sh.pins, sn.epoch)
-	}
+	sh.pins.remove(sn.epoch)
 	sh.npins--
 	sh.Unlock()
 	// Flushed sets hasPending before it looks at the shards; this load comes after our
@@ -99,9 +131,7 @@ func (s *Store) oldestSnapshot() uint64 {
 	for i := range s.reg.shards {
 		sh := &s.reg.shards[i]
 		sh.Lock()
-		for ts := range sh.snaps {
-			wm = min(wm, ts)
-		}
+		wm = sh.snaps.min(wm)
 		sh.Unlock()
 	}
 	return wm
@@ -113,9 +143,7 @@ func (s *Store) oldestPinnedEpoch() uint64 {
 	for i := range s.reg.shards {
 		sh := &s.reg.shards[i]
 		sh.Lock()
-		for e := range sh.pins {
-			oldest = min(oldest, e)
-		}
+		oldest = sh.pins.min(oldest)
 		sh.Unlock()
 	}
 	return oldest

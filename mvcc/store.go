@@ -152,7 +152,6 @@ func NewStore(base Base, lastTS uint64, opts *Options) *Store {
 	s.orc.last = lastTS
 	s.orc.done = make(map[uint64]struct{})
 	s.readTS.Store(lastTS)
-	s.reg.init()
 	return s
 }
 

@@ -23,7 +23,7 @@ type Tx struct {
 	requested Strategy // the strategy asked for (reported in Stats)
 	iso       Isolation
 	timeout   time.Duration
-	start     int64 // nanoseconds since the DB opened (monotonic), for MeanTxTime
+	start     int64 // nanoseconds since the DB opened (monotonic), if timed(id): MeanTxTime
 	readOnly  bool
 	managed   bool // inside Update/View: Commit and Rollback are refused
 
@@ -167,7 +167,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if opts != nil {
 		o = *opts
 	}
-	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly, start: db.sinceOpen()}
+	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly}
 	tx.requested = o.Strategy
 	if tx.requested == StrategyDefault {
 		tx.requested = db.cfg.Strategy
@@ -185,6 +185,9 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	}
 	tx.timeout = db.lockTimeout(o.LockTimeout)
 	tx.id = db.nextID.Add(1)
+	if timed(tx.id) {
+		tx.start = db.sinceOpen()
+	}
 	return tx, nil
 }
 

@@ -192,3 +192,20 @@ func (sb *sliceBase) Scan(start, end []byte, limit int, fn func(key, value []byt
 	}
 	return nil
 }
+
+// BenchmarkGet1M: point reads of random keys from a 1,000,000-key memtable, one goroutine:
+// the latency of the lookup itself, dominated by cache misses (index, chain, version).
+func BenchmarkGet1M(b *testing.B) {
+	s, keys := loadedStore(b, 1_000_000)
+	sn := s.Snapshot()
+	defer sn.Close()
+	i := uint64(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		i = i*6364136223846793005 + 1442695040888963407
+		if _, _, ok, err := sn.Get(keys[(i>>33)%uint64(len(keys))]); !ok || err != nil {
+			b.Fatal("missing key")
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -299,6 +300,14 @@ func BenchmarkRecovery(b *testing.B) {
 // bbolt. It runs only when asked for by name:
 //
 //	go test -run '^$' -bench LargeDataset -benchtime 1x -timeout 30m .
+//
+// The peaks, in MiB: peak-heap is HeapAlloc right after a forced GC, every
+// 250,000 keys; peak-live and peak-heap-objects come from a sampler that
+// reads runtime/metrics every 20 ms without forcing a GC, so it also sees
+// the middle of every checkpoint: peak-live is the heap each GC cycle found
+// live (what was allocated during the cycle counts), peak-heap-objects all
+// heap objects, garbage not yet collected included (up to GOGC% above live).
+// peak-memtable is the memtable's own estimate, sampled likewise.
 func BenchmarkLargeDataset(b *testing.B) {
 	keys := testenv.Int(b, "TXKV_LARGE_KEYS", 10_000_000)
 	for b.Loop() {
@@ -317,6 +326,30 @@ func BenchmarkLargeDataset(b *testing.B) {
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapAlloc)
 		}
+		var (
+			peakLive, peakObjects uint64
+			peakMem               int64
+			stop, stopped         = make(chan struct{}), make(chan struct{})
+		)
+		go func() { // the sampler; its peaks are read after stopped closes
+			defer close(stopped)
+			ms := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				metrics.Read(ms)
+				peakLive = max(peakLive, ms[0].Value.Uint64())
+				peakObjects = max(peakObjects, ms[1].Value.Uint64())
+				peakMem = max(peakMem, db.Stats().MemtableBytes)
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		stopSampler := sync.OnceFunc(func() { close(stop); <-stopped })
+		b.Cleanup(stopSampler) // also after a b.Fatal
 		ctx := context.Background()
 		for lo := 0; lo < keys; lo += 10_000 {
 			err := db.Update(ctx, nil, func(tx *txkv.Tx) error {
@@ -330,7 +363,7 @@ func BenchmarkLargeDataset(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if lo%500_000 == 0 {
+			if lo%250_000 == 0 {
 				sample()
 			}
 		}
@@ -344,12 +377,16 @@ func BenchmarkLargeDataset(b *testing.B) {
 		if err := db.Checkpoint(); err != nil {
 			b.Fatal(err)
 		}
+		stopSampler()
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "settled-heap-MiB")
 		st := db.Stats()
 		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(peakLive)/(1<<20), "peak-live-MiB")
+		b.ReportMetric(float64(peakObjects)/(1<<20), "peak-heap-objects-MiB")
+		b.ReportMetric(float64(peakMem)/(1<<20), "peak-memtable-MiB")
 		b.ReportMetric(float64(st.MemtableBytes)/(1<<20), "memtable-MiB")
 		b.ReportMetric(float64(st.Checkpoints), "checkpoints")
 		if err := db.Close(); err != nil {

@@ -157,16 +157,69 @@ func seekFrom(c *bolt.Cursor, start, after []byte) (k, v []byte) {
 	return k, v
 }
 
-// Checkpoint, in one bbolt transaction, applies entries to the base (Delete removes the
-// key), records ts as the checkpoint ts in meta, and deletes the log records with ts <= ts.
-// A crash or failure leaves either all of it or none. ts must not be below CheckpointTS.
-// entries is iterated inside the write transaction: it must not call back into the Log.
+// Checkpoint applies entries to the base (Delete removes the key), records ts as the
+// checkpoint ts in meta, and deletes the log records with ts <= ts (except the retained tail).
+// ts must not be below CheckpointTS, and entries must hold, for every key changed since the
+// previous checkpoint, its newest version <= ts. entries must not call back into the Log, and
+// the slices of the entries it yields must stay unchanged until Checkpoint returns (a chunk
+// of them is gathered before it is written).
 //
-// An error from the entries (an invalid key) rolls back and leaves the log usable; a failed
-// commit poisons the log like a failed batch, since the file's state is then unknown.
+// The base is written in chunks, one bbolt transaction each of at most
+// Options.CheckpointChunk entries or CheckpointChunkBytes bytes, so that the memory bbolt
+// needs for a transaction (a node per touched page, an inode per entry, the pages it spills)
+// is bounded by the chunk, not by the checkpoint. The meta checkpoint ts and the log
+// truncation go in the last transaction only; until it commits, the base may hold some
+// versions newer than CheckpointTS, which is safe (see "Checkpoint in chunks" in doc.go).
+//
+// An error from the entries (an invalid key) rolls back the current chunk and leaves the log
+// usable, with CheckpointTS unchanged; a failed commit poisons the log like a failed batch,
+// since the file's state is then unknown. Either way the chunks committed before stay in the
+// base, and a later checkpoint simply writes them again.
 func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
+	if err := l.checkpointable(ts); err != nil {
+		return err
+	}
+	var (
+		chunk []BaseEntry // not copied: see entries' contract above
+		size  int64
+	)
+	if entries != nil {
+		for e := range entries {
+			chunk = append(chunk, e)
+			size += int64(versionLen + len(e.Key) + len(e.Value))
+			if len(chunk) < l.opts.CheckpointChunk && size < l.opts.CheckpointChunkBytes {
+				continue
+			}
+			if err := l.commitChunk(ts, chunk, nil); err != nil {
+				return err
+			}
+			clear(chunk) // let the entries' memory go
+			chunk, size = chunk[:0], 0
+		}
+	}
+	var freed int64
+	err := l.commitChunk(ts, chunk, func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
+			return err
+		}
+		var err error
+		freed, err = l.truncateLog(tx, ts)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	l.ckptTS.Store(ts)
+	l.logBytes.Add(-freed)
+	l.stats.checkpoints.Add(1)
+	l.log.Debug("checkpoint", "ts", ts, "freed_log_bytes", freed)
+	return nil
+}
+
+// checkpointable returns why a checkpoint at ts cannot run (now), or nil.
+func (l *Log) checkpointable(ts uint64) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -176,19 +229,28 @@ func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 	if cur := l.ckptTS.Load(); ts < cur {
 		return fmt.Errorf("txkv: checkpoint ts %d is below the current checkpoint ts %d", ts, cur)
 	}
-	var freed int64
+	return nil
+}
+
+// commitChunk applies chunk to the base in one bbolt transaction, runs last in it (the final
+// chunk's meta update and truncation; nil for the others) and commits. It first checks that
+// the log is still open and usable: a checkpoint stops between chunks when Close or a failed
+// batch intervenes. An invalid entry rolls back and is returned as is; a failed commit
+// poisons the log.
+func (l *Log) commitChunk(ts uint64, chunk []BaseEntry, last func(tx *bolt.Tx) error) error {
+	if err := l.checkpointable(ts); err != nil {
+		return err
+	}
 	var inputErr error
 	err := l.update(l.opts.BeforeCheckpointCommit, func(tx *bolt.Tx) error {
-		if inputErr = applyEntries(tx.Bucket(bucketBase), entries); inputErr != nil {
+		if inputErr = applyEntries(tx.Bucket(bucketBase), chunk); inputErr != nil {
 			return inputErr
 		}
 		crashpoint.Hit(crashpoint.WALMidCheckpoint)
-		if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
-			return err
+		if last == nil {
+			return nil
 		}
-		var err error
-		freed, err = l.truncateLog(tx, ts)
-		return err
+		return last(tx)
 	})
 	if inputErr != nil {
 		return inputErr
@@ -200,19 +262,22 @@ func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 		}
 		return l.fail(fmt.Errorf("checkpoint: %w", err))
 	}
-	l.ckptTS.Store(ts)
-	l.logBytes.Add(-freed)
-	l.stats.checkpoints.Add(1)
-	l.log.Debug("checkpoint", "ts", ts, "freed_log_bytes", freed)
+	l.stats.checkpointTxns.Add(1)
 	return nil
 }
 
-func applyEntries(b *bolt.Bucket, entries iter.Seq[BaseEntry]) error {
-	if entries == nil {
-		return nil
+// applyEntries puts chunk into the base bucket. bbolt copies each key but keeps a reference
+// to each value until the transaction commits, so the values (with their version prefix)
+// are laid out in one buffer per chunk.
+func applyEntries(b *bolt.Bucket, chunk []BaseEntry) error {
+	n := 0
+	for _, e := range chunk {
+		if !e.Delete {
+			n += versionLen + len(e.Value)
+		}
 	}
-	var buf []byte
-	for e := range entries {
+	buf := make([]byte, 0, n)
+	for _, e := range chunk {
 		var err error
 		switch {
 		case len(e.Key) == 0:
@@ -220,11 +285,10 @@ func applyEntries(b *bolt.Bucket, entries iter.Seq[BaseEntry]) error {
 		case e.Delete:
 			err = b.Delete(e.Key)
 		default:
-			// bbolt keeps a reference to the value until commit, so each gets its own buffer.
-			buf = make([]byte, versionLen+len(e.Value))
-			binary.BigEndian.PutUint64(buf, e.Version)
-			copy(buf[versionLen:], e.Value)
-			err = b.Put(bytes.Clone(e.Key), buf)
+			v := len(buf)
+			buf = binary.BigEndian.AppendUint64(buf, e.Version)
+			buf = append(buf, e.Value...)
+			err = b.Put(e.Key, buf[v:len(buf):len(buf)])
 		}
 		if err != nil {
 			return fmt.Errorf("txkv: checkpoint entry %q: %w", e.Key, err)

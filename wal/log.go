@@ -42,6 +42,7 @@ type Log struct {
 
 	stats struct {
 		batches, records, bytes, commits, checkpoints atomic.Uint64
+		checkpointTxns                                atomic.Uint64
 		maxBatch                                      atomic.Uint64
 	}
 }
@@ -81,11 +82,13 @@ type Stats struct {
 	Batches     uint64 // bbolt transactions that wrote log records
 	Records     uint64 // commit records made durable (per the SyncMode)
 	Bytes       uint64 // encoded bytes of those records
-	Commits     uint64 // bbolt read-write transactions committed (batches + checkpoints)
+	Commits     uint64 // bbolt read-write transactions committed (batches + CheckpointTxns)
 	Fsyncs      uint64 // fdatasync calls bbolt made for them: two per commit (pages, then meta) under SyncAlways, none under SyncNone
 	Checkpoints uint64
-	MaxBatch    uint64 // the largest batch written
-	LogBytes    int64  // as LogBytes()
+	// CheckpointTxns counts the bbolt transactions checkpoints committed: one per chunk.
+	CheckpointTxns uint64
+	MaxBatch       uint64 // the largest batch written
+	LogBytes       int64  // as LogBytes()
 }
 
 // MeanBatch is the mean number of records per batch, 0 before the first batch.
@@ -99,13 +102,14 @@ func (s Stats) MeanBatch() float64 {
 // Stats returns the counters.
 func (l *Log) Stats() Stats {
 	s := Stats{
-		Batches:     l.stats.batches.Load(),
-		Records:     l.stats.records.Load(),
-		Bytes:       l.stats.bytes.Load(),
-		Commits:     l.stats.commits.Load(),
-		Checkpoints: l.stats.checkpoints.Load(),
-		MaxBatch:    l.stats.maxBatch.Load(),
-		LogBytes:    l.logBytes.Load(),
+		Batches:        l.stats.batches.Load(),
+		Records:        l.stats.records.Load(),
+		Bytes:          l.stats.bytes.Load(),
+		Commits:        l.stats.commits.Load(),
+		Checkpoints:    l.stats.checkpoints.Load(),
+		CheckpointTxns: l.stats.checkpointTxns.Load(),
+		MaxBatch:       l.stats.maxBatch.Load(),
+		LogBytes:       l.logBytes.Load(),
 	}
 	if l.opts.Sync == SyncAlways {
 		s.Fsyncs = 2 * s.Commits

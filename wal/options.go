@@ -34,6 +34,9 @@ func (m SyncMode) String() string {
 const (
 	DefaultOpenTimeout     = time.Second
 	DefaultInitialMmapSize = 256 << 20
+
+	DefaultCheckpointChunk      = 2048
+	DefaultCheckpointChunkBytes = 4 << 20
 )
 
 // Options configures Open. A nil *Options means all defaults; zero fields mean their default.
@@ -53,7 +56,8 @@ type Options struct {
 	// commit would (every waiter gets ErrLogFailed, the log refuses further appends).
 	BeforeCommit func() error
 
-	// BeforeCheckpointCommit is the same seam for Checkpoint's transaction.
+	// BeforeCheckpointCommit is the same seam for Checkpoint's transactions: it runs before
+	// each chunk's commit, so a test can fail a checkpoint between chunks.
 	BeforeCheckpointCommit func() error
 
 	// NoFreelistSync sets bbolt's NoFreelistSync: the freelist is not written at each commit
@@ -70,6 +74,17 @@ type Options struct {
 	// Zero (the default) keeps none; negative values are invalid.
 	RetainRecords int
 	RetainBytes   int64
+
+	// CheckpointChunk and CheckpointChunkBytes bound one bbolt transaction of a Checkpoint:
+	// the base is written in chunks of at most CheckpointChunk entries and about
+	// CheckpointChunkBytes bytes of keys and values (at least one entry), each committed on
+	// its own, so the memory a checkpoint needs does not grow with its size. Until it
+	// commits, a bbolt transaction holds a node (an inode per element) for every page it
+	// touched and a new page for each of them: with random keys that is up to about 10 KiB
+	// per entry, 20 MiB for the default 2,048; keys in sequence share their pages. Defaults
+	// 2,048 entries and 4 MiB; negative values are invalid.
+	CheckpointChunk      int
+	CheckpointChunkBytes int64
 
 	// InitialMmapSize is bbolt's initial memory map size. A map larger than the file means
 	// the writer rarely has to remap, and a remap has to wait for every open read
@@ -91,6 +106,16 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.RetainRecords < 0 || c.RetainBytes < 0 {
 		return c, fmt.Errorf("txkv: wal retention must not be negative (records %d, bytes %d)",
 			c.RetainRecords, c.RetainBytes)
+	}
+	if c.CheckpointChunk < 0 || c.CheckpointChunkBytes < 0 {
+		return c, fmt.Errorf("txkv: wal checkpoint chunk must not be negative (entries %d, bytes %d)",
+			c.CheckpointChunk, c.CheckpointChunkBytes)
+	}
+	if c.CheckpointChunk == 0 {
+		c.CheckpointChunk = DefaultCheckpointChunk
+	}
+	if c.CheckpointChunkBytes == 0 {
+		c.CheckpointChunkBytes = DefaultCheckpointChunkBytes
 	}
 	switch {
 	case c.OpenTimeout == 0:

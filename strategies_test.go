@@ -312,3 +312,49 @@ func testConsistentTotals(t *testing.T, db *txkv.DB) {
 		t.Fatalf("final total %d, %v", total, err)
 	}
 }
+
+// Hybrid remembers how its first attempts fare: while every optimistic
+// first attempt meets a conflicting commit, new Hybrid work soon starts
+// pessimistic — the fallback without the failed attempt before it — and
+// once conflicts stop, the occasional optimistic probe brings optimistic
+// first attempts back. Driven by outcomes, not clocks.
+func TestHybridStartsPessimisticWhileFirstAttemptsFail(t *testing.T) {
+	db := openMem(t, &txkv.Options{Strategy: txkv.Hybrid})
+	update := func(conflict bool) (first txkv.Strategy) {
+		t.Helper()
+		attempt := 0
+		err := db.Update(bg, nil, func(tx *txkv.Tx) error {
+			if attempt++; attempt == 1 {
+				first = tx.Strategy()
+			}
+			if _, err := tx.Get([]byte("k")); err != nil && !errors.Is(err, txkv.ErrNotFound) {
+				return err
+			}
+			if conflict && tx.Strategy() == txkv.Hybrid { // optimistic: another commit lands meanwhile
+				if err := db.Put(bg, []byte("k"), []byte("other")); err != nil {
+					return err
+				}
+			}
+			return tx.Put([]byte("k"), []byte("mine"))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	for n := 0; update(true) != txkv.Pessimistic; n++ {
+		if n == 40 {
+			t.Fatal("after 40 failed optimistic first attempts Hybrid still starts optimistic")
+		}
+	}
+	// Back to optimistic: 128 optimistic starts in a row, more than a probe
+	// burst has.
+	for n, inARow := 0, 0; inARow < 128; n++ {
+		if n == 5000 {
+			t.Fatal("after 5000 Updates without a conflict Hybrid still starts pessimistic")
+		}
+		if inARow++; update(false) != txkv.Hybrid {
+			inARow = 0
+		}
+	}
+}

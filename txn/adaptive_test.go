@@ -138,23 +138,40 @@ func TestAdaptiveRetryLocksConflictedKeyExclusive(t *testing.T) {
 	}
 }
 
-// A DB-wide conflict rate above 20% makes new Adaptive work pessimistic.
+// The guide's thresholds advise: with the windowed conflict rate over 20%
+// Pessimistic is probed, and if it wastes less, new Adaptive work runs
+// pessimistically; at 10% it is not tried.
 func TestAdaptiveSteersByConflictRate(t *testing.T) {
-	db := openAdaptive(t, 3)
-	for range 30 {
-		db.window.Note(true)
-	}
-	for range 70 {
-		db.window.Note(false)
-	}
-	if s, _ := db.adaptiveMode(); s != Pessimistic {
-		t.Fatalf("30%% conflicts: mode %v, want pessimistic", s)
-	}
-	for range 200 {
-		db.window.Note(false)
-	}
-	if s, locking := db.adaptiveMode(); s != Adaptive || !locking {
-		t.Fatalf("10%% conflicts: mode %v %v, want adaptive", s, locking)
+	for _, rate := range []int{30, 10} {
+		db := openAdaptive(t, 3)
+		db.window.now = func() int64 { return 1000 }
+		for i := range 100 {
+			db.window.Note(i < rate)
+		}
+		s := &db.window.steer.adaptive
+		s.mu.sched.backOff(adaptiveOptimistic, steerMaxWait) // as if plain optimistic had lost
+		feed := func(failuresPerCommit, phases int) {
+			for range phases * steerPhase {
+				for range failuresPerCommit {
+					s.observe(db, false)
+				}
+				s.observe(db, true)
+			}
+		}
+		feed(1, 1) // MOCC fails an attempt per commit
+		if rate == 10 {
+			if s.arm() != adaptiveMOCC {
+				t.Errorf("10%% conflicts: probing arm %d, want none (pessimistic only on the guide's advice)", s.arm())
+			}
+			continue
+		}
+		if s.arm() != adaptivePessimistic {
+			t.Fatalf("30%% conflicts: arm %d, want a pessimistic probe", s.arm())
+		}
+		feed(0, steerProbePhases)
+		if st, _ := db.adaptiveMode(); st != Pessimistic {
+			t.Fatalf("30%% conflicts, pessimistic wasting nothing: mode %v, want pessimistic", st)
+		}
 	}
 }
 

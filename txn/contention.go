@@ -58,13 +58,24 @@ func pack(h heat, now int64) uint64 {
 }
 
 // Of returns key's current temperature.
-func (t *temperature) Of(key []byte) uint32 { return unpack(t.slot(key).Load(), t.now()).count }
+func (t *temperature) Of(key []byte) uint32 { return t.heatOf(key).count }
 
 // Exclusive reports whether key's conflicts were mostly read-modify-writes,
 // so a hot read of it should lock it exclusively.
 func (t *temperature) Exclusive(key []byte) bool {
-	h := unpack(t.slot(key).Load(), t.now())
+	h := t.heatOf(key)
 	return h.count > 0 && 2*h.rmw >= h.count
+}
+
+// heatOf returns key's decayed counts. A slot that never heated (most of them,
+// in a workload that rarely conflicts) needs no clock: every Adaptive read
+// and write asks, and reading the clock would cost more than the rest.
+func (t *temperature) heatOf(key []byte) heat {
+	packed := t.slot(key).Load()
+	if packed&(maxHeat<<16|maxHeat) == 0 {
+		return heat{}
+	}
+	return unpack(packed, t.now())
 }
 
 // Heat records a validation failure on key; written says the failed
@@ -86,10 +97,13 @@ func (t *temperature) Heat(key []byte, written bool) {
 
 // window counts attempts and conflicts over the last windowSeconds, in
 // one-second buckets: the "windowed conflict rate" the guide's monitors
-// watch and Adaptive steers by.
+// watch and Adaptive steers by. It also carries the measured steering of
+// Hybrid and Adaptive (steer.go): the DB's contention monitor is the one
+// place both signals live.
 type window struct {
 	buckets [windowSeconds]windowBucket
 	now     func() int64 // seconds (tests replace it)
+	steer   steering
 }
 
 type windowBucket struct {

@@ -84,9 +84,21 @@ func (tx *Tx) saw(value []byte, version uint64, ok bool, err error) ([]byte, uin
 }
 
 // hotLocked reports whether an Adaptive transaction should lock key now:
-// its conflict temperature has reached the threshold.
+// its conflict temperature has reached the threshold, or it is a hot key the
+// failed attempt wrote (its retrospective lock list holds it already, so
+// the read must be of the latest version under that lock).
 func (tx *Tx) hotLocked(key []byte) bool {
-	return tx.adaptive && int64(tx.db.temp.Of(key)) >= int64(tx.db.cfg.AdaptiveThreshold)
+	if !tx.adaptive {
+		return false
+	}
+	hot := int64(tx.db.temp.Of(key)) >= int64(tx.db.cfg.AdaptiveThreshold)
+	for _, k := range tx.hotX {
+		hot = hot || bytes.Equal(k, key)
+	}
+	if hot {
+		tx.db.window.steer.adaptive.noteHotLock() // what locking costs, for the steering
+	}
+	return hot
 }
 
 func (tx *Tx) hotMode(key []byte) lockmgr.Mode {

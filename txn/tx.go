@@ -147,16 +147,22 @@ const (
 
 // adaptiveMode decides how an Adaptive transaction runs. The two ends of
 // the threshold are the MOCC test oracle: 0 locks every read (exactly
-// Pessimistic), AdaptiveNever none (exactly Optimistic). In between, a
-// DB-wide conflict rate over highConflict runs it pessimistically;
-// otherwise it runs optimistically, locking hot keys at read time.
+// Pessimistic), AdaptiveNever none (exactly Optimistic). In between it runs
+// the arm the measured steering (steer.go) currently finds cheapest: MOCC
+// (optimistic, hot keys locked at read time), plain optimistic, or — tried
+// when the windowed conflict rate is over the guide's highConflict —
+// pessimistic.
 func (db *DB) adaptiveMode() (s Strategy, temperatureLocking bool) {
 	switch th := db.cfg.AdaptiveThreshold; {
 	case th == 0:
 		return Pessimistic, false
 	case th >= AdaptiveNever:
 		return Optimistic, false
-	case db.window.Rate() > highConflict:
+	}
+	switch db.window.steer.adaptive.arm() {
+	case adaptiveOptimistic:
+		return Optimistic, false
+	case adaptivePessimistic:
 		return Pessimistic, false
 	}
 	return Adaptive, true

@@ -15,7 +15,13 @@ import (
 //
 // Hybrid transactions run their first attempt optimistically; after a
 // conflict, the retry runs pessimistically and first locks, in key order, the
-// keys the failed attempt read (shared) and wrote (exclusive).
+// keys the failed attempt read (shared) and wrote (exclusive). The DB
+// remembers how Hybrid's first attempts fare (hybridMemory, steer.go): once
+// more than one in ten recently failed, new Hybrid work starts pessimistic,
+// and a burst of optimistic starts now and then notices when contention
+// drops.
+// Adaptive transactions run the arm the DB's measurements favour
+// (adaptiveMode, adaptiveSteer) and feed those measurements.
 func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return errNilFn
@@ -26,10 +32,26 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 		}
 	}
 	policy := db.retryPolicy(opts)
-	var plan *retryPlan
+	hybrid, adaptive := db.steered(opts)
+	var next nextAttempt
+	var measured bool // report the first attempt's outcome to hybrid
+	if hybrid != nil {
+		var pessimistic bool
+		if pessimistic, measured = hybrid.start(); pessimistic {
+			next.plan = &retryPlan{pre: []prelock{}} // start pessimistic, nothing to prelock yet
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		var err error
-		plan, err = db.attempt(ctx, opts, plan, fn)
+		next, err = db.attempt(ctx, opts, next, fn)
+		if err == nil || IsRetryable(err) {
+			if attempt == 1 && measured {
+				hybrid.firstAttempt(err != nil)
+			}
+			if adaptive != nil {
+				adaptive.observe(db, err == nil)
+			}
+		}
 		if err == nil || !IsRetryable(err) || attempt >= policy.MaxAttempts {
 			return err
 		}
@@ -38,6 +60,14 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 			return err
 		}
 	}
+}
+
+// nextAttempt is what a failed Update attempt tells the next one: the plan
+// begin applies (a Hybrid-style pessimistic retry, or Adaptive's hot written
+// keys) and MOCC's retrospective lock list, taken in key order before fn runs.
+type nextAttempt struct {
+	plan *retryPlan
+	rll  []prelock
 }
 
 func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
@@ -49,19 +79,24 @@ func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
 
 // attempt runs fn once and, when it fails retryably, says how the next
 // attempt should run.
-func (db *DB) attempt(ctx context.Context, opts *TxOptions, plan *retryPlan, fn func(*Tx) error) (*retryPlan, error) {
-	tx, err := db.begin(ctx, opts, true, plan)
+func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, fn func(*Tx) error) (nextAttempt, error) {
+	tx, err := db.begin(ctx, opts, true, cur.plan)
 	if err != nil {
-		return nil, err
+		return nextAttempt{}, err
+	}
+	if len(cur.rll) > 0 && tx.adaptive {
+		if err := tx.lockPrelocks(cur.rll); err != nil {
+			return cur, err // the transaction is rolled back; a deadlock is retried the same way
+		}
 	}
 	err = runManaged(tx, fn)
 	if err == nil {
 		err = tx.commit()
 	}
 	if err == nil {
-		return nil, nil
+		return nextAttempt{}, nil
 	}
-	var next *retryPlan
+	var next nextAttempt
 	if IsRetryable(err) {
 		next = db.planRetry(tx)
 	}
@@ -73,19 +108,49 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, plan *retryPlan, fn 
 // Hybrid: the retry runs pessimistically and first locks, in key order, what
 // the failed attempt read (S) and wrote (X). Adaptive: the same when the
 // DB-wide conflict rate is in the guide's hybrid band (5–20%); below it the
-// retry stays optimistic, and the keys that conflicted are hot now, so it
-// locks them at read time — exclusively those the failed attempt wrote.
-func (db *DB) planRetry(tx *Tx) *retryPlan {
+// retry stays optimistic with MOCC's retrospective lock list: the keys of the
+// failed attempt that are hot now are locked first, in key order (so hot-key
+// locks taken by retries never deadlock with each other), exclusively those
+// it wrote (so a read-modify-write never upgrades S to X).
+func (db *DB) planRetry(tx *Tx) nextAttempt {
 	switch {
+	case tx.requested == Hybrid && tx.strategy == Pessimistic:
+		// It started pessimistic (hybridMemory) and lost a deadlock: retry
+		// as Pessimistic does. Its reads took S locks and were not
+		// recorded, so a prelock could cover only what it wrote — which
+		// lengthens the X holds and, measured, doubled the deadlocks.
+		return nextAttempt{plan: &retryPlan{pre: []prelock{}}}
 	case tx.requested == Hybrid:
-		return &retryPlan{pre: tx.touched()}
+		return nextAttempt{plan: &retryPlan{pre: tx.touched()}}
 	case tx.requested == Adaptive && tx.adaptive:
 		if db.window.Rate() >= lowConflict {
-			return &retryPlan{pre: tx.touched()}
+			return nextAttempt{plan: &retryPlan{pre: tx.touched()}}
 		}
-		return &retryPlan{hotX: tx.writtenKeys()}
+		return db.retrospective(tx)
 	}
-	return nil
+	return nextAttempt{}
+}
+
+// retrospective builds MOCC's retrospective lock list (Wang & Kimura, VLDB
+// 2016, §4.2) from a failed Adaptive attempt: its keys whose temperature has
+// reached the threshold, in key order, X if written. Cold keys stay
+// optimistic. The written ones also go to the plan's hotX, so a later read
+// of them takes X again (re-entrant) rather than reading the snapshot.
+func (db *DB) retrospective(tx *Tx) nextAttempt {
+	hot := func(k []byte) bool { return int64(db.temp.Of(k)) >= int64(db.cfg.AdaptiveThreshold) }
+	var rll []prelock
+	for _, p := range tx.touched() {
+		if hot(p.key) {
+			rll = append(rll, p)
+		}
+	}
+	var hotX [][]byte
+	for _, k := range tx.writtenKeys() {
+		if hot(k) {
+			hotX = append(hotX, k)
+		}
+	}
+	return nextAttempt{plan: &retryPlan{hotX: hotX}, rll: rll}
 }
 
 // runManaged calls fn, rolling back and re-panicking if it panics.

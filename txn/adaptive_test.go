@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/txkv/txkv/lockmgr"
 )
@@ -146,7 +147,7 @@ func TestAdaptiveSteersByConflictRate(t *testing.T) {
 		db := openAdaptive(t, 3)
 		db.window.now = func() int64 { return 1000 }
 		for i := range 100 {
-			db.window.Note(i < rate)
+			db.window.Note(uint64(i), i < rate)
 		}
 		s := &db.window.steer.adaptive
 		s.mu.sched.backOff(adaptiveOptimistic, steerMaxWait) // as if plain optimistic had lost
@@ -203,13 +204,13 @@ func TestWindowForgetsOldSeconds(t *testing.T) {
 	w := newWindow()
 	sec := int64(1000)
 	w.now = func() int64 { return sec }
-	w.Note(true)
-	w.Note(false)
+	w.Note(1, true)
+	w.Note(2, false)
 	if r := w.Rate(); r != 0.5 {
 		t.Fatalf("rate %v", r)
 	}
 	sec += windowSeconds
-	w.Note(false)
+	w.Note(2, false)
 	if r := w.Rate(); r != 0 {
 		t.Fatalf("rate after the window moved on: %v, want 0", r)
 	}
@@ -332,4 +333,22 @@ func TestDeadlockVictimRequester(t *testing.T) {
 		t.Fatalf("younger's wait = %v, want granted", err)
 	}
 	_ = younger.Rollback()
+}
+
+// TestWindowClockTicks: the window's coarse clock advances on its own (once
+// a second) and stops with the window.
+func TestWindowClockTicks(t *testing.T) {
+	w := newWindow()
+	w.start()
+	defer w.stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	deadline := time.After(10 * time.Second)
+	for w.now() < 1 {
+		select {
+		case <-poll.C:
+		case <-deadline:
+			t.Fatal("the window's clock did not reach 1 s in 10 s")
+		}
+	}
 }

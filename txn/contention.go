@@ -33,7 +33,8 @@ const (
 )
 
 func newTemperature() *temperature {
-	return &temperature{seed: maphash.MakeSeed(), now: func() int64 { return time.Now().UnixNano() / int64(temperatureEpoch) }}
+	start := time.Now()
+	return &temperature{seed: maphash.MakeSeed(), now: func() int64 { return int64(time.Since(start) / temperatureEpoch) }}
 }
 
 func (t *temperature) slot(key []byte) *atomic.Uint64 {
@@ -100,38 +101,91 @@ func (t *temperature) Heat(key []byte, written bool) {
 // watch and Adaptive steers by. It also carries the measured steering of
 // Hybrid and Adaptive (steer.go): the DB's contention monitor is the one
 // place both signals live.
+//
+// Every read-write transaction notes itself, so Note must be cheap: it reads
+// a coarse clock (seconds, kept by a goroutine of the window's own, because
+// reading the system clock per transaction was half of the per-transaction
+// counting on a VM) and adds to one of windowShards counters picked by the
+// transaction's ID (so that two cores do not fight over one cache line).
 type window struct {
 	buckets [windowSeconds]windowBucket
-	now     func() int64 // seconds (tests replace it)
+	now     func() int64 // seconds (tests replace it); by default clock.sec
 	steer   steering
+	clock   struct {
+		sec  atomic.Int64 // whole seconds since the window started
+		quit chan struct{}
+		wg   sync.WaitGroup
+	}
 }
 
 type windowBucket struct {
-	sec                 atomic.Int64
-	attempts, conflicts atomic.Uint64
+	sec    atomic.Int64
+	shards [windowShards]struct {
+		attempts, conflicts atomic.Uint64
+		_                   [48]byte // one cache line each
+	}
 }
 
-const windowSeconds = 10
+const (
+	windowSeconds = 10
+	windowShards  = 4
+)
 
-func newWindow() *window { return &window{now: func() int64 { return time.Now().Unix() }} }
+// newWindow returns a window whose clock stands at 0 until start.
+func newWindow() *window {
+	w := &window{}
+	w.now = w.clock.sec.Load
+	w.clock.quit = make(chan struct{})
+	return w
+}
+
+// start runs the clock goroutine until stop.
+func (w *window) start() {
+	w.clock.wg.Add(1)
+	go w.tick(time.Now())
+}
+
+// tick keeps clock.sec at the whole seconds since start (monotonic), four
+// times a second so a bucket starts at most a quarter second late.
+func (w *window) tick(start time.Time) {
+	defer w.clock.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.clock.sec.Store(int64(time.Since(start) / time.Second))
+		case <-w.clock.quit:
+			return
+		}
+	}
+}
+
+// stop ends the clock goroutine (if started) and waits for it.
+func (w *window) stop() {
+	close(w.clock.quit)
+	w.clock.wg.Wait()
+}
 
 func (w *window) bucket() *windowBucket {
 	sec := w.now()
 	b := &w.buckets[sec%windowSeconds]
 	if old := b.sec.Load(); old != sec && b.sec.CompareAndSwap(old, sec) {
-		b.attempts.Store(0)
-		b.conflicts.Store(0)
+		for i := range b.shards {
+			b.shards[i].attempts.Store(0)
+			b.shards[i].conflicts.Store(0)
+		}
 	}
 	return b
 }
 
-// Note records one finished read-write attempt and whether it conflicted
-// (failed validation or was a deadlock victim).
-func (w *window) Note(conflicted bool) {
-	b := w.bucket()
-	b.attempts.Add(1)
+// Note records one finished read-write attempt of transaction id and
+// whether it conflicted (failed validation or was a deadlock victim).
+func (w *window) Note(id uint64, conflicted bool) {
+	sh := &w.bucket().shards[id%windowShards]
+	sh.attempts.Add(1)
 	if conflicted {
-		b.conflicts.Add(1)
+		sh.conflicts.Add(1)
 	}
 }
 
@@ -141,9 +195,12 @@ func (w *window) Rate() float64 {
 	var attempts, conflicts uint64
 	for i := range w.buckets {
 		b := &w.buckets[i]
-		if now-b.sec.Load() < windowSeconds {
-			attempts += b.attempts.Load()
-			conflicts += b.conflicts.Load()
+		if now-b.sec.Load() >= windowSeconds {
+			continue
+		}
+		for j := range b.shards {
+			attempts += b.shards[j].attempts.Load()
+			conflicts += b.shards[j].conflicts.Load()
 		}
 	}
 	if attempts == 0 {

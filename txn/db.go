@@ -77,6 +77,7 @@ func Open(path string, cfg Config) (*DB, error) {
 	})
 	db.watch = newWatchHub(db)
 	db.ckpt.start(db)
+	db.window.start()
 	return db, nil
 }
 
@@ -171,6 +172,7 @@ func (db *DB) close(checkpoint bool) error {
 	db.running.Wait()
 	db.watch.close()
 	db.ckpt.stop()
+	db.window.stop()
 	var err error
 	if checkpoint {
 		err = db.finalCheckpoint()

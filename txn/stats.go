@@ -186,7 +186,7 @@ func (db *DB) noteEnd(tx *Tx, committed bool) {
 		c.txCount.Add(1)
 	}
 	if !tx.readOnly && (committed || tx.nWrites > 0 || tx.reason != reasonRollback) {
-		db.window.Note(!committed && (tx.reason == reasonConflict || tx.reason == reasonDeadlock))
+		db.window.Note(tx.id, !committed && (tx.reason == reasonConflict || tx.reason == reasonDeadlock))
 	}
 }
 

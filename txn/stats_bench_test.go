@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"encoding/binary"
+	"sync/atomic"
 	"testing"
 )
 
@@ -47,4 +48,31 @@ func BenchmarkStatsOverhead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkNoteEnd measures the counting itself — what every transaction
+// pays at its end (commit and abort counters by strategy and reason, read and
+// write counts, the sampled duration, the conflict window) — from every
+// core at once, so that shared cache lines show. Divided by the cost of a
+// commit (BenchmarkStatsOverhead, stats=on), it is the share of the commit
+// path that statistics take, without the run-to-run noise of comparing two
+// whole-commit timings:
+//
+//	go test -run '^$' -bench 'NoteEnd|StatsOverhead' -count 10 ./txn
+func BenchmarkNoteEnd(b *testing.B) {
+	var c Config
+	c.EnsureDefaults()
+	db, err := Open("", c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var seq atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		tx := &Tx{db: db, requested: Optimistic, nReads: 1, nWrites: 1}
+		for pb.Next() {
+			tx.id = seq.Add(1)
+			db.noteEnd(tx, true)
+		}
+	})
 }

@@ -332,7 +332,7 @@ func TestAdaptiveRetryTakesRetrospectiveLockList(t *testing.T) {
 	epoch := int64(100)
 	db.temp.now = func() int64 { return epoch }
 	for range 1000 {
-		db.window.Note(false) // a quiet DB: the retry is MOCC's, not Hybrid's
+		db.window.Note(2, false) // a quiet DB: the retry is MOCC's, not Hybrid's
 	}
 	ctx := context.Background()
 	attempts := 0

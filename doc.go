@@ -16,7 +16,9 @@
 //	Pessimistic  S lock, latest version        X lock at call     waits, deadlocks, timeouts
 //	Optimistic   snapshot, recorded            buffered           ErrConflict at Commit
 //	Hybrid       optimistic first; the retry locks up front what the failed attempt touched
-//	Adaptive     optimistic, but hot keys (recent conflicts) are locked at read time
+//	             (while most first attempts fail, new ones start pessimistic; bursts probe)
+//	Adaptive     optimistic, but hot keys (recent conflicts) are locked at read time (MOCC);
+//	             the DB keeps whichever of MOCC, optimistic, pessimistic wastes least work
 //
 // The decision guide, in one paragraph: when conflicts are rare (under 5% of
 // transactions) and transactions are short, Optimistic wins — nobody waits,

@@ -28,8 +28,9 @@ const (
 	TxnAfterAppend = "txn.commit.after-append"
 	// TxnMidInstall: txn commit, after store.Install, before store.Done.
 	TxnMidInstall = "txn.commit.mid-install"
-	// WALMidCheckpoint: wal Checkpoint, inside its bbolt transaction, after the base writes,
-	// before the meta checkpoint ts and the log truncation.
+	// WALMidCheckpoint: wal Checkpoint, inside each chunk's bbolt transaction, after that
+	// chunk's base writes, before its commit (the last chunk also writes the meta checkpoint
+	// ts and truncates the log, after this point).
 	WALMidCheckpoint = "wal.checkpoint.mid"
 	// WALMidTruncate: wal Checkpoint's log truncation, after each deleted record.
 	WALMidTruncate = "wal.truncate.mid"

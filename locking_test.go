@@ -651,3 +651,53 @@ func TestHybridRetryDoesNotWaitForSkippedRows(t *testing.T) {
 		t.Fatalf("Stats().Deadlocks = %d, want 0", n)
 	}
 }
+
+func TestScanForUpdateAcrossBatches(t *testing.T) {
+	forModes(t, allModes, testScanForUpdateAcrossBatches)
+}
+
+// ScanForUpdate reads candidates a batch at a time: a claim of a few rows
+// behind a long run of rows held by others (more than a batch), and a claim
+// without a limit over more rows than a batch, both return exactly the free
+// rows, in key order.
+func testScanForUpdateAcrossBatches(t *testing.T, m mode) {
+	const rows, held = 300, 100
+	db := openMem(t, specOptions())
+	for i := range rows {
+		mustPut(t, db, fmt.Sprintf("job/%04d", i), "todo")
+	}
+	holder, err := db.Begin(bg, specOpts(m, "holder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	kvs, err := holder.ScanForUpdate([]byte("job/"), []byte("job0"), held, txkv.SkipLocked())
+	if err != nil || len(kvs) != held {
+		t.Fatalf("holder claimed %d rows (%v), want %d", len(kvs), err, held)
+	}
+	for _, limit := range []int{5, 0} {
+		tx, err := db.Begin(bg, specOpts(m, "worker"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kvs, err := tx.ScanForUpdate([]byte("job/"), []byte("job0"), limit, txkv.SkipLocked())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := rows - held
+		if limit > 0 {
+			want = limit
+		}
+		if len(kvs) != want {
+			t.Fatalf("limit %d: claimed %d rows, want %d", limit, len(kvs), want)
+		}
+		for i, kv := range kvs {
+			if w := fmt.Sprintf("job/%04d", held+i); string(kv.Key) != w {
+				t.Fatalf("limit %d: row %d is %s, want %s", limit, i, kv.Key, w)
+			}
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -159,38 +159,61 @@ func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([
 		return nil, ErrReadOnly
 	}
 	o := tx.lockOptions(opts)
-	cands, err := tx.candidatesLocked(start, end)
-	if err != nil {
-		return nil, err
-	}
 	var out []KV
-	for _, key := range cands {
-		if limit > 0 && len(out) >= limit {
-			break
-		}
-		kv, ok, err := tx.claimLocked(key, o)
+	from := start
+	for limit <= 0 || len(out) < limit {
+		cands, more, err := tx.candidatesLocked(from, end, candidateBatch(limit, len(out)))
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			out = append(out, kv)
+		for _, key := range cands {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+			kv, ok, err := tx.claimLocked(key, o)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, kv)
+			}
 		}
+		if !more {
+			break
+		}
+		last := cands[len(cands)-1]
+		from = append(append(make([]byte, 0, len(last)+1), last...), 0) // the smallest key after last
 	}
 	return out, nil
 }
 
-// candidatesLocked lists the live keys of the range in the latest committed
-// state merged with this transaction's writes.
-func (tx *Tx) candidatesLocked(start, end []byte) ([][]byte, error) {
+// candidateBatch is how many keys ScanForUpdate reads before it claims them:
+// a few more than it still needs, since SKIP LOCKED skips the rows other
+// workers hold (the head of a job queue); everything if there is no limit.
+// Reading candidates in batches keeps a claim of one job from a long queue
+// cheap, and no reader stays open while a lock is waited for.
+func candidateBatch(limit, have int) int {
+	if limit <= 0 {
+		return 256
+	}
+	return max(32, 2*(limit-have))
+}
+
+// candidatesLocked lists up to n live keys of [start, end) in the latest
+// committed state merged with this transaction's writes, and whether the
+// range may hold more after them.
+func (tx *Tx) candidatesLocked(start, end []byte, n int) (keys [][]byte, more bool, err error) {
 	latest, done := tx.latestReader()
 	defer done()
 	it := latest.Iter(start, end, &tx.writes)
 	defer it.Close()
-	var keys [][]byte
 	for it.Next() {
+		if len(keys) == n {
+			return keys, true, nil
+		}
 		keys = append(keys, bytes.Clone(it.Key()))
 	}
-	return keys, it.Err()
+	return keys, false, it.Err()
 }
 
 // claimLocked locks one candidate and re-reads it: it may have been deleted

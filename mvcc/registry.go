@@ -127,26 +127,24 @@ func (s *Store) unregister(sn *Snapshot) bool {
 // the shard lock, so its ts is at least the value read here — the result can never exceed an
 // open snapshot.
 func (s *Store) oldestSnapshot() uint64 {
-	wm := s.readTS.Load()
-	for i := range s.reg.shards {
-		sh := &s.reg.shards[i]
-		sh.Lock()
-		wm = sh.snaps.min(wm)
-		sh.Unlock()
-	}
-	return wm
+	return s.reg.minOver(s.readTS.Load(), func(sh *regShard) *counts { return &sh.snaps })
 }
 
 // oldestPinnedEpoch returns the oldest epoch an open reader pins (MaxUint64 if none).
 func (s *Store) oldestPinnedEpoch() uint64 {
-	oldest := uint64(math.MaxUint64)
-	for i := range s.reg.shards {
-		sh := &s.reg.shards[i]
+	return s.reg.minOver(math.MaxUint64, func(sh *regShard) *counts { return &sh.pins })
+}
+
+// minOver returns the smallest value of the counts that of picks in every shard, visited in
+// turn under its lock, or def if smaller.
+func (r *registry) minOver(def uint64, of func(*regShard) *counts) uint64 {
+	for i := range r.shards {
+		sh := &r.shards[i]
 		sh.Lock()
-		oldest = sh.pins.min(oldest)
+		def = of(sh).min(def)
 		sh.Unlock()
 	}
-	return oldest
+	return def
 }
 
 // readerCounts returns the number of open snapshots and of pinned readers.

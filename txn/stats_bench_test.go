@@ -19,13 +19,7 @@ func BenchmarkStatsOverhead(b *testing.B) {
 			name = "stats=off"
 		}
 		b.Run(name, func(b *testing.B) {
-			var c Config
-			c.EnsureDefaults()
-			db, err := Open("", c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
+			db := openBenchDB(b)
 			db.statsOff = !on
 			ctx := context.Background()
 			key := []byte("counter")
@@ -60,13 +54,7 @@ func BenchmarkStatsOverhead(b *testing.B) {
 //
 //	go test -run '^$' -bench 'NoteEnd|StatsOverhead' -count 10 ./txn
 func BenchmarkNoteEnd(b *testing.B) {
-	var c Config
-	c.EnsureDefaults()
-	db, err := Open("", c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openBenchDB(b)
 	var seq atomic.Uint64
 	b.RunParallel(func(pb *testing.PB) {
 		tx := &Tx{db: db, requested: Optimistic, nReads: 1, nWrites: 1}
@@ -75,4 +63,17 @@ func BenchmarkNoteEnd(b *testing.B) {
 			db.noteEnd(tx, true)
 		}
 	})
+}
+
+// openBenchDB opens an in-memory engine with the default configuration,
+// closed when the benchmark ends.
+func openBenchDB(b *testing.B) *DB {
+	var c Config
+	c.EnsureDefaults()
+	db, err := Open("", c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -29,9 +29,20 @@ func (s *Store) GC() (dropped int) {
 // read Base before the checkpoint and may still look for the version in the memtable. Flushed
 // does not wait for them: the removal runs now if no such reader is open, otherwise when the
 // last one closes (or on a later GC or Flushed call).
-func (s *Store) Flushed(upTo uint64) {
+func (s *Store) Flushed(upTo uint64) { s.flushed(flushReq{upTo: upTo}) }
+
+// FlushedTombstones is Flushed for deletions only: Base holds everything <= upTo, but the
+// memtable keeps the values as a cache. Its tombstones, though, only cost: every scan steps over
+// them (a job queue whose claimed rows are deleted would scan all of its history). So a
+// tombstone <= upTo that is its key's newest version <= the GC watermark leaves the memtable,
+// once the readers that pinned before this call have closed — a reader falls through to Base,
+// which no longer has the key: "not found" either way.
+func (s *Store) FlushedTombstones(upTo uint64) { s.flushed(flushReq{upTo: upTo, tombs: true}) }
+
+func (s *Store) flushed(req flushReq) {
 	s.reg.mu.Lock()
-	s.reg.mu.pending = append(s.reg.mu.pending, flushReq{upTo: upTo, epoch: s.reg.epoch.Load()})
+	req.epoch = s.reg.epoch.Load()
+	s.reg.mu.pending = append(s.reg.mu.pending, req)
 	s.reg.hasPending.Store(true) // before the shards are visited: see unregister
 	// Readers from now on read Base only after it holds upTo. A reader that pinned the old
 	// epoch did so under its shard lock before releaseFlushesLocked visits that shard, so the
@@ -44,8 +55,9 @@ func (s *Store) Flushed(upTo uint64) {
 	}
 }
 
-// releaseFlushesLocked raises safeUpTo past every pending flush whose epoch has no open reader
-// left, and reports whether it did. Caller holds reg.mu.
+// releaseFlushesLocked raises safeUpTo (and safeTombsUpTo; only the latter for a
+// FlushedTombstones) past every pending flush whose epoch has no open reader left, and reports
+// whether it did. Caller holds reg.mu.
 func (s *Store) releaseFlushesLocked() bool {
 	pending := s.reg.mu.pending
 	if len(pending) == 0 {
@@ -54,8 +66,13 @@ func (s *Store) releaseFlushesLocked() bool {
 	oldest := s.oldestPinnedEpoch()
 	advanced := false
 	for len(pending) > 0 && pending[0].epoch < oldest {
-		if up := pending[0].upTo; up > s.safeUpTo.Load() {
-			s.safeUpTo.Store(up)
+		req := pending[0]
+		if req.upTo > s.safeTombsUpTo.Load() {
+			s.safeTombsUpTo.Store(req.upTo)
+			advanced = true
+		}
+		if !req.tombs && req.upTo > s.safeUpTo.Load() {
+			s.safeUpTo.Store(req.upTo)
 			advanced = true
 		}
 		pending = pending[1:]
@@ -74,6 +91,7 @@ func (s *Store) collect() int {
 	defer s.gcMu.Unlock()
 	wm := s.GCWatermark()
 	safe := min(s.safeUpTo.Load(), wm)
+	tombsSafe := min(s.safeTombsUpTo.Load(), wm)
 	dropped := 0
 	var empty [][]byte
 	var after []byte
@@ -83,7 +101,7 @@ func (s *Store) collect() int {
 		// passes by gcMu.
 		s.mem.RLock()
 		n, last := s.ascendAfterLocked(nil, after, nil, s.opts.GCChunk, func(e memEntry) {
-			d, gone := s.trim(e.c, wm, safe)
+			d, gone := s.trim(e.c, wm, safe, tombsSafe)
 			dropped += d
 			if gone {
 				empty = append(empty, e.key)
@@ -101,7 +119,7 @@ func (s *Store) collect() int {
 
 // trim cuts c after the last version a reader may need and reports how many versions it
 // dropped and whether the chain is now empty. Caller holds gcMu and mem (read).
-func (s *Store) trim(c *chain, wm, safe uint64) (dropped int, empty bool) {
+func (s *Store) trim(c *chain, wm, safe, tombsSafe uint64) (dropped int, empty bool) {
 	var prev *version // last kept version
 	cur := c.head.Load()
 	for cur != nil {
@@ -110,8 +128,8 @@ func (s *Store) trim(c *chain, wm, safe uint64) (dropped int, empty bool) {
 		}
 		if cur.ts <= wm {
 			// cur is the newest version <= wm: readers stop here.
-			if cur.tomb && s.emptyBase {
-				break // "not found" either way
+			if cur.tomb && (s.emptyBase || cur.ts <= tombsSafe) {
+				break // "not found" either way: Base lacks the key
 			}
 			prev, cur = cur, cur.next.Load()
 			break

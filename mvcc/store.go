@@ -84,6 +84,7 @@ func lessMem(a, b memEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
 type flushReq struct {
 	upTo  uint64
 	epoch uint64
+	tombs bool // only tombstones <= upTo may go (FlushedTombstones); values stay cached
 }
 
 // waiter is a WaitVisible call blocked until the read watermark reaches ts.
@@ -135,6 +136,10 @@ type Store struct {
 	// safeUpTo: every memtable version <= safeUpTo may be dropped (Base holds it and no reader
 	// that pinned before the Base got it is still open). Written under reg.mu, read by GC passes.
 	safeUpTo atomic.Uint64
+	// safeTombsUpTo: a tombstone <= safeTombsUpTo that is a key's newest version <= the GC
+	// watermark may be dropped with everything older (Base has applied the deletion and no
+	// reader that pinned before it did is still open). >= safeUpTo. Written under reg.mu.
+	safeTombsUpTo atomic.Uint64
 
 	versions atomic.Int64
 	memBytes atomic.Int64

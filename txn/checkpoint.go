@@ -17,6 +17,7 @@ import (
 //	    c = GCWatermark
 //	    wal.Checkpoint(c, newest version <= c of each key)   bbolt txs in chunks
 //	    store.Flushed(c)   memtable drops them once old readers are gone
+//	      (under its limit: FlushedTombstones(c), only the deletions leave)
 //
 // The memtable limit stays MemtableBytes as long as checkpoints can shrink
 // the memtable. It is raised (to twice what is left) only after a run that
@@ -51,7 +52,7 @@ type checkpointer struct {
 	memLimit atomic.Int64
 	// mu serializes checkpoints (background and final) and guards flushed.
 	mu sync.Mutex
-	// flushed: the last run called store.Flushed, so one pending flush may
+	// flushed: the last run called store.Flushed (or FlushedTombstones), so one pending flush may
 	// just be waiting for the readers that overlapped that run.
 	flushed bool
 	// end guards the channel stalled committers wait on. A leaf: nothing
@@ -191,10 +192,15 @@ func (db *DB) checkpointLocked() error {
 		}
 		db.stats.checkpoints.Add(1)
 	}
-	if evict {
+	switch {
+	case evict:
 		db.store.Flushed(db.log.CheckpointTS())
+	case upTo > prev:
+		// The values stay cached, but the deletions just applied to the base
+		// need no tombstones in memory: scans would keep stepping over them.
+		db.store.FlushedTombstones(upTo)
 	}
-	c.flushed = evict
+	c.flushed = evict || upTo > prev
 	limit := db.cfg.MemtableBytes
 	if blocked || upTo <= prev {
 		limit = max(limit, 2*db.store.MemBytes())

@@ -189,3 +189,41 @@ func TestCheckpointNoStallInMemory(t *testing.T) {
 		t.Fatalf("memtable %d bytes: the test did not go over the stall level", got)
 	}
 }
+
+// TestCheckpointDropsTombstones: a queue whose rows are deleted leaves no
+// tombstones in the memtable after a checkpoint (scans would step over every
+// one of them), while live values stay cached.
+func TestCheckpointDropsTombstones(t *testing.T) {
+	db := openCheckpointDB(t)
+	ctx := context.Background()
+	if err := put(db, "job/", 200); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(db, "keep/", 10); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Update(ctx, nil, func(tx *Tx) error {
+		for i := range 200 {
+			if err := tx.Delete(fmt.Appendf(nil, "job/%06d", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := db.store.Stats().Keys; keys != 10 {
+		t.Fatalf("memtable holds %d keys after the checkpoint, want the 10 live ones", keys)
+	}
+	n := 0
+	err = db.View(ctx, func(tx *Tx) error {
+		return tx.Scan(nil, nil, func(_, _ []byte) error { n++; return nil })
+	})
+	if err != nil || n != 10 {
+		t.Fatalf("scan saw %d keys (%v), want 10", n, err)
+	}
+}

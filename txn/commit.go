@@ -130,7 +130,7 @@ func (tx *Tx) validateLocked(writes []mvcc.Write) error {
 }
 
 func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
-	snap := tx.rd.TS()
+	snap := tx.snap.TS()
 	for i := range writes {
 		if tx.db.store.HasNewer(writes[i].Key, snap) {
 			return tx.conflict(writes[i].Key, ReasonWriteChanged)
@@ -149,7 +149,7 @@ func (tx *Tx) validateWritesLocked(writes []mvcc.Write) error {
 // sees its write. In the other order, a writer could install and release
 // between the two checks and slip through both.
 func (tx *Tx) validateReadsLocked() error {
-	snap := tx.rd.TS()
+	snap := tx.snap.TS()
 	for _, k := range tx.reads {
 		if tx.db.locks.HeldByOtherFunc(tx.id, k, lockmgr.Shared, tx.db.committing.has) {
 			return tx.conflict(k, ReasonReadLocked)
@@ -162,7 +162,7 @@ func (tx *Tx) validateReadsLocked() error {
 }
 
 func (tx *Tx) validateRangesLocked() error {
-	snap := tx.rd.TS()
+	snap := tx.snap.TS()
 	for _, r := range tx.ranges {
 		if tx.db.locks.RangeHeldByOtherFunc(tx.id, r.start, r.end, lockmgr.Shared, tx.db.committing.has) {
 			return tx.rangeConflict(r, ReasonRangeLocked)

@@ -118,7 +118,7 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 		if err := tx.checkUpdateConflictLocked(key); err != nil {
 			return nil, 0, false, err
 		}
-		return tx.rd.Get(key)
+		return tx.snap.Get(key)
 	}
 	tx.latestReads = true
 	latest, done := tx.latestReader()
@@ -130,8 +130,8 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 // transaction's own reader when it already is one (strict 2PL), otherwise a
 // short-lived one the caller closes with done.
 func (tx *Tx) latestReader() (rd *mvcc.Snapshot, done func()) {
-	if tx.rd.TS() == math.MaxUint64 {
-		return tx.rd, func() {}
+	if tx.snap.TS() == math.MaxUint64 {
+		return &tx.snap, func() {}
 	}
 	rd = tx.db.store.Latest()
 	return rd, rd.Close

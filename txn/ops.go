@@ -73,7 +73,7 @@ func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok 
 	default:
 		tx.recordRead(key)
 	}
-	return tx.saw(tx.rd.Get(key))
+	return tx.saw(tx.snap.Get(key))
 }
 
 // saw passes a read's results through, remembering the newest version the
@@ -91,14 +91,17 @@ func (tx *Tx) hotLocked(key []byte) bool {
 	if !tx.adaptive {
 		return false
 	}
-	hot := int64(tx.db.temp.Of(key)) >= int64(tx.db.cfg.AdaptiveThreshold)
-	for _, k := range tx.hotX {
-		hot = hot || bytes.Equal(k, key)
-	}
+	hot := tx.db.isHot(key) || slices.ContainsFunc(tx.hotX, func(k []byte) bool { return bytes.Equal(k, key) })
 	if hot {
 		tx.db.window.steer.adaptive.noteHotLock() // what locking costs, for the steering
 	}
 	return hot
+}
+
+// isHot reports whether key's conflict temperature has reached the
+// Adaptive threshold.
+func (db *DB) isHot(key []byte) bool {
+	return int64(db.temp.Of(key)) >= int64(db.cfg.AdaptiveThreshold)
 }
 
 func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
@@ -213,7 +216,7 @@ func (tx *Tx) lockForWriteLocked(key []byte) error {
 // locked or written by a snapshot transaction: if a newer version was
 // committed after the snapshot, the transaction cannot proceed.
 func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
-	if tx.iso != Snapshot || !tx.db.store.HasNewer(key, tx.rd.TS()) {
+	if tx.iso != Snapshot || !tx.db.store.HasNewer(key, tx.snap.TS()) {
 		return nil
 	}
 	tx.db.stats.conflicts.Add(1)
@@ -257,7 +260,7 @@ func (tx *Tx) startScan(start, end []byte) (*mvcc.Iterator, error) {
 	if err := tx.lockScanLocked(start, end); err != nil {
 		return nil, err
 	}
-	return tx.rd.Iter(start, end, &tx.writes), nil
+	return tx.snap.Iter(start, end, &tx.writes), nil
 }
 
 // scanNext advances the iterator under the mutex; a transaction rolled back

@@ -9,38 +9,52 @@ import (
 
 // BenchmarkStatsOverhead measures what per-transaction counting costs on the
 // commit path: one-key read-modify-write commits in memory, with the
-// counters on (as shipped) and off. Issue 4's budget is 2%:
+// counters on (as shipped) and off, from one goroutine (par=1) and from
+// every core at once, each on a key of its own (par=all). Issue 4's budget
+// is 2%:
 //
 //	go test -run '^$' -bench StatsOverhead -count 10 ./txn | benchstat -col /stats -
 func BenchmarkStatsOverhead(b *testing.B) {
-	for _, on := range []bool{true, false} {
-		name := "stats=on"
-		if !on {
-			name = "stats=off"
-		}
-		b.Run(name, func(b *testing.B) {
-			db := openBenchDB(b)
-			db.statsOff = !on
-			ctx := context.Background()
-			key := []byte("counter")
-			b.ReportAllocs()
-			for b.Loop() {
-				err := db.Update(ctx, nil, func(tx *Tx) error {
-					v, err := tx.Get(key)
-					if err != nil && err != ErrNotFound {
-						return err
+	for _, par := range []string{"1", "all"} {
+		for _, stats := range []string{"on", "off"} {
+			b.Run("par="+par+"/stats="+stats, func(b *testing.B) {
+				db := openBenchDB(b)
+				db.statsOff = stats == "off"
+				b.ReportAllocs()
+				if par == "1" {
+					key := []byte("counter")
+					for b.Loop() {
+						increment(b, db, key)
 					}
-					var n uint64
-					if len(v) == 8 {
-						n = binary.BigEndian.Uint64(v)
-					}
-					return tx.Put(key, binary.BigEndian.AppendUint64(nil, n+1))
-				})
-				if err != nil {
-					b.Fatal(err)
+					return
 				}
-			}
-		})
+				var seq atomic.Uint64
+				b.RunParallel(func(pb *testing.PB) {
+					key := binary.BigEndian.AppendUint64(nil, seq.Add(1))
+					for pb.Next() {
+						increment(b, db, key)
+					}
+				})
+			})
+		}
+	}
+}
+
+// increment is one read-modify-write commit of a counter.
+func increment(b *testing.B, db *DB, key []byte) {
+	err := db.Update(context.Background(), nil, func(tx *Tx) error {
+		v, err := tx.Get(key)
+		if err != nil && err != ErrNotFound {
+			return err
+		}
+		var n uint64
+		if len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return tx.Put(key, binary.BigEndian.AppendUint64(nil, n+1))
+	})
+	if err != nil {
+		b.Error(err)
 	}
 }
 
@@ -52,7 +66,7 @@ func BenchmarkStatsOverhead(b *testing.B) {
 // path that statistics take, without the run-to-run noise of comparing two
 // whole-commit timings:
 //
-//	go test -run '^$' -bench 'NoteEnd|StatsOverhead' -count 10 ./txn
+//	go test -run '^$' -bench 'NoteEnd|StatsOverhead' -cpu 1,2 -count 10 ./txn
 func BenchmarkNoteEnd(b *testing.B) {
 	db := openBenchDB(b)
 	var seq atomic.Uint64

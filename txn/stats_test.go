@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestMeanTxTime: durations are sampled (one transaction in timedEvery), and
@@ -31,5 +32,17 @@ func TestMeanTxTime(t *testing.T) {
 	}
 	if st.Commits != 2*timedEvery {
 		t.Fatalf("Commits = %d, want %d", st.Commits, 2*timedEvery)
+	}
+}
+
+// TestTxSize keeps a transaction within the 288-byte size class: a View
+// allocates one Tx and little else, so its size is most of what a read-only
+// transaction costs the garbage collector. (64-bit platforms.)
+func TestTxSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(Tx{}); n > 288 {
+		t.Fatalf("Tx is %d bytes, over the 288-byte size class", n)
 	}
 }

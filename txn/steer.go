@@ -447,16 +447,10 @@ type steering struct {
 // the two oracle ends (which must behave exactly as Pessimistic and as
 // Optimistic). Read-only work is not steered.
 func (db *DB) steered(opts *TxOptions) (*hybridMemory, *adaptiveSteer) {
-	s := db.cfg.Strategy
-	if opts != nil {
-		if opts.ReadOnly {
-			return nil, nil
-		}
-		if opts.Strategy != StrategyDefault {
-			s = opts.Strategy
-		}
+	if opts != nil && opts.ReadOnly {
+		return nil, nil
 	}
-	switch th := db.cfg.AdaptiveThreshold; {
+	switch s, th := db.requestedStrategy(opts), db.cfg.AdaptiveThreshold; {
 	case s == Hybrid:
 		return &db.window.steer.hybrid, nil
 	case s == Adaptive && th > 0 && th < AdaptiveNever:

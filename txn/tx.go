@@ -40,13 +40,12 @@ type Tx struct {
 	// ordered to pack: a View allocates one Tx and nothing else, so its
 	// size is what a read-only transaction costs the garbage collector.)
 	mu       sync.Mutex
-	abortErr error          // why the transaction was rolled back asynchronously
-	rd       *mvcc.Snapshot // &snap
-	snap     mvcc.Snapshot  // the reader, in place: opening it does not allocate
-	writes   mvcc.WriteSet  // the zero value is empty and allocates nothing
-	reads    [][]byte       // keys read from the snapshot, validated at commit (Serializable OCC)
-	ranges   []keyRange     // ranges scanned from the snapshot, validated at commit
-	hotX     [][]byte       // Adaptive retry: keys the failed attempt wrote (locked X when hot)
+	abortErr error         // why the transaction was rolled back asynchronously
+	snap     mvcc.Snapshot // the reader, in place: opening it does not allocate
+	writes   mvcc.WriteSet // the zero value is empty and allocates nothing
+	reads    [][]byte      // keys read from the snapshot, validated at commit (Serializable OCC)
+	ranges   []keyRange    // ranges scanned from the snapshot, validated at commit
+	hotX     [][]byte      // Adaptive retry: keys the failed attempt wrote (locked X when hot)
 	// tried holds the keys this attempt locked with NoWait or SkipLocked.
 	// A Hybrid retry does not prelock them: fn asks for them again with its
 	// own policy, and a blocking prelock would make a SKIP LOCKED worker
@@ -92,7 +91,7 @@ func (tx *Tx) Isolation() Isolation { return tx.iso }
 
 // ReadTS returns the snapshot timestamp reads see (math.MaxUint64 when reads
 // see the latest committed version, as strict 2PL reads do).
-func (tx *Tx) ReadTS() uint64 { return tx.rd.TS() }
+func (tx *Tx) ReadTS() uint64 { return tx.snap.TS() }
 
 // Begin starts a transaction bound to ctx.
 func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
@@ -168,16 +167,21 @@ func (db *DB) adaptiveMode() (s Strategy, temperatureLocking bool) {
 	return Adaptive, true
 }
 
+// requestedStrategy is the strategy opts ask for, or the DB's default.
+func (db *DB) requestedStrategy(opts *TxOptions) Strategy {
+	if opts != nil && opts.Strategy != StrategyDefault {
+		return opts.Strategy
+	}
+	return db.cfg.Strategy
+}
+
 func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	var o TxOptions
 	if opts != nil {
 		o = *opts
 	}
 	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly}
-	tx.requested = o.Strategy
-	if tx.requested == StrategyDefault {
-		tx.requested = db.cfg.Strategy
-	}
+	tx.requested = db.requestedStrategy(opts)
 	tx.iso = o.Isolation
 	if tx.iso == IsolationDefault {
 		tx.iso = db.cfg.Isolation
@@ -207,7 +211,7 @@ func (tx *Tx) open(ctx context.Context, label string) error {
 	tx.openReader()
 	if err := tx.db.register(tx); err != nil {
 		tx.done = true
-		tx.rd.Close()
+		tx.snap.Close()
 		tx.stopAfter()
 		tx.cancelCtx(nil)
 		return err
@@ -246,7 +250,6 @@ func (tx *Tx) openReader() {
 	} else {
 		tx.db.store.OpenSnapshot(&tx.snap)
 	}
-	tx.rd = &tx.snap
 }
 
 // closeAbort is how Close ends a running transaction: cancel its own
@@ -315,7 +318,7 @@ func (tx *Tx) failLocked(err error) error {
 // whether it ends by commit (for the statistics).
 func (tx *Tx) finishLocked(committed bool) {
 	tx.done = true
-	tx.rd.Close()
+	tx.snap.Close()
 	if tx.locked || tx.labeled {
 		// ReleaseAll also forgets the label SetLabel recorded at Begin,
 		// which a transaction that never locked would otherwise leak.
@@ -412,16 +415,6 @@ func (tx *Tx) touched() []prelock {
 	}
 	sortPrelocks(out)
 	return out
-}
-
-// writtenKeys lists the keys this attempt wrote.
-func (tx *Tx) writtenKeys() [][]byte {
-	ws := tx.writes.Writes()
-	keys := make([][]byte, len(ws))
-	for i, w := range ws {
-		keys[i] = bytes.Clone(w.Key)
-	}
-	return keys
 }
 
 func sortPrelocks(p []prelock) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/txkv/txkv/lockmgr"
 )
 
 // Update runs fn in a read-write transaction and commits it. A retryable
@@ -137,17 +139,14 @@ func (db *DB) planRetry(tx *Tx) nextAttempt {
 // optimistic. The written ones also go to the plan's hotX, so a later read
 // of them takes X again (re-entrant) rather than reading the snapshot.
 func (db *DB) retrospective(tx *Tx) nextAttempt {
-	hot := func(k []byte) bool { return int64(db.temp.Of(k)) >= int64(db.cfg.AdaptiveThreshold) }
 	var rll []prelock
+	var hotX [][]byte // the hot keys it wrote: locked X, and read under that lock
 	for _, p := range tx.touched() {
-		if hot(p.key) {
+		if db.isHot(p.key) {
 			rll = append(rll, p)
-		}
-	}
-	var hotX [][]byte
-	for _, k := range tx.writtenKeys() {
-		if hot(k) {
-			hotX = append(hotX, k)
+			if p.mode == lockmgr.Exclusive {
+				hotX = append(hotX, p.key)
+			}
 		}
 	}
 	return nextAttempt{plan: &retryPlan{hotX: hotX}, rll: rll}

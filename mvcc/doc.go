@@ -25,9 +25,8 @@
 //
 // Point lookups do not walk the B-tree: a hash index (a Go map, which is hard to beat: a
 // prototype open-addressing table with the hash beside the chain pointer did no better on
-// BenchmarkGet1M) maps each
-// key to its chain, and small keys and values are allocated together with their chain and
-// version (alloc.go), so a point read of a cold key touches few cache lines — the map's group
+// BenchmarkGet1M) maps each key to its chain, and small keys and values are allocated together
+// with their chain and version (alloc.go), so a point read of a cold key touches few cache lines — the map's group
 // and slot, the key with its chain, the version with its value — where a tree walk costs one per
 // level. The B-tree serves ordered scans.
 //

@@ -100,13 +100,13 @@ func FuzzMetaValues(f *testing.F) {
 	f.Add([]byte{1}, putU64(5))
 	f.Add(putU64(FormatVersion), []byte("x"))
 	f.Add([]byte{}, []byte{})
+	// A fresh log is made once and copied over one file for each input (a worker runs its
+	// inputs one at a time): creating a bbolt file costs an fsync and a directory per input
+	// costs the file system's journal; copying makes inputs about 5× faster here.
+	tmpl := newLogFile(f)
+	path := filepath.Join(f.TempDir(), "meta.db")
 	f.Fuzz(func(t *testing.T, format, checkpoint []byte) {
-		path := filepath.Join(t.TempDir(), "meta.db")
-		l, err := Open(path, &Options{Sync: SyncNone})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Close(); err != nil {
+		if err := os.WriteFile(path, tmpl, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
@@ -127,7 +127,7 @@ func FuzzMetaValues(f *testing.F) {
 			t.Fatal(err)
 		}
 		valid := len(format) == 8 && binary.BigEndian.Uint64(format) == FormatVersion && len(checkpoint) == 8
-		l, err = Open(path, &Options{Sync: SyncNone, OpenTimeout: -1})
+		l, err := Open(path, &Options{Sync: SyncNone, OpenTimeout: -1})
 		if !valid {
 			var ce *CorruptError
 			if err == nil {
@@ -149,6 +149,23 @@ func FuzzMetaValues(f *testing.F) {
 			t.Fatalf("Replay of an empty log: %v", err)
 		}
 	})
+}
+
+// newLogFile returns the bytes of a freshly opened and closed log file.
+func newLogFile(tb testing.TB) []byte {
+	path := filepath.Join(tb.TempDir(), "template.db")
+	l, err := Open(path, &Options{Sync: SyncNone})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 // FuzzOpenFile: any file given to Open, Replay, Get and Scan yields results or ErrCorrupt,

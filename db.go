@@ -43,7 +43,7 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tx{t: t}, nil
+	return newTx(t), nil
 }
 
 // Update runs fn in a read-write transaction and commits it, retrying
@@ -54,7 +54,7 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 	if fn == nil {
 		return db.e.Update(ctx, opts, nil)
 	}
-	return db.e.Update(ctx, opts, func(t *txn.Tx) error { return fn(&Tx{t: t}) })
+	return db.e.Update(ctx, opts, func(t *txn.Tx) error { return fn(newTx(t)) })
 }
 
 // View runs fn in a read-only transaction that reads a consistent snapshot
@@ -63,7 +63,7 @@ func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return db.e.View(ctx, nil)
 	}
-	return db.e.View(ctx, func(t *txn.Tx) error { return fn(&Tx{t: t}) })
+	return db.e.View(ctx, func(t *txn.Tx) error { return fn(newTx(t)) })
 }
 
 // Get reads one key's latest committed value (ErrNotFound if absent).

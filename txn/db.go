@@ -33,12 +33,12 @@ type DB struct {
 	statsOff   bool          // BenchmarkStatsOverhead's baseline: skip per-transaction counting
 
 	nextID       atomic.Uint64
+	viewPool     sync.Pool // finished View transactions, reused (see recycle)
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 
 	// active is the set of running transactions, sharded so that Begin and
 	// the end of a transaction on different cores do not contend.
-	active  [activeShards]activeShard
-	running sync.WaitGroup // one count per transaction not yet finished
+	active [activeShards]activeShard
 	// closeMu makes Close run once.
 	closeMu sync.Mutex
 
@@ -169,7 +169,7 @@ func (db *DB) close(checkpoint bool) error {
 	for _, tx := range active {
 		tx.closeAbort()
 	}
-	db.running.Wait()
+	db.waitIdle()
 	db.watch.close()
 	db.ckpt.stop()
 	db.window.stop()
@@ -190,10 +190,33 @@ func (db *DB) close(checkpoint bool) error {
 const activeShards = 16
 
 type activeShard struct {
-	// mu protects the list: head and the member transactions' prev/next.
+	// mu protects the list (head and the member transactions' prev/next)
+	// and idle.
 	mu   sync.Mutex
-	head *Tx      // an intrusive doubly linked list: no allocation, no hashing
-	_    [48]byte // keep shards on separate cache lines
+	head *Tx // an intrusive doubly linked list: no allocation, no hashing
+	// idle, made by Close when it finds the shard in use, is closed by the
+	// unregister that empties it. (The list is the running count: no
+	// shared WaitGroup for every transaction to bounce between cores.)
+	idle chan struct{}
+	_    [40]byte // keep shards on separate cache lines
+}
+
+// waitIdle waits until every transaction has unregistered. Close calls it
+// after setting closed, so the lists only shrink.
+func (db *DB) waitIdle() {
+	for i := range db.active {
+		sh := &db.active[i]
+		sh.mu.Lock()
+		var idle chan struct{}
+		if sh.head != nil {
+			sh.idle = make(chan struct{})
+			idle = sh.idle
+		}
+		sh.mu.Unlock()
+		if idle != nil {
+			<-idle
+		}
+	}
 }
 
 // register adds tx to the running set, or fails if the DB is closed.
@@ -209,7 +232,6 @@ func (db *DB) register(tx *Tx) error {
 		sh.head.activePrev = tx
 	}
 	sh.head = tx
-	db.running.Add(1)
 	return nil
 }
 
@@ -225,8 +247,11 @@ func (db *DB) unregister(tx *Tx) {
 		tx.activeNext.activePrev = tx.activePrev
 	}
 	tx.activePrev, tx.activeNext = nil, nil
+	if sh.head == nil && sh.idle != nil {
+		close(sh.idle)
+		sh.idle = nil
+	}
 	sh.mu.Unlock()
-	db.running.Done()
 }
 
 // activeTxs lists the running transactions (Close, after setting closed).

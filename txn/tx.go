@@ -66,6 +66,7 @@ type Tx struct {
 	// latestReads: some reads were of the latest version under a lock
 	// while others came from the snapshot (see commitReadOnlyLocked).
 	latestReads bool
+	recyclable  bool // finished, and referenced by nobody but its owner (View may reuse it)
 }
 
 type keyRange struct{ start, end []byte }
@@ -180,7 +181,8 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if opts != nil {
 		o = *opts
 	}
-	tx := &Tx{db: db, managed: managed, readOnly: o.ReadOnly}
+	tx := db.allocTx(managed && o.ReadOnly)
+	*tx = Tx{db: db, managed: managed, readOnly: o.ReadOnly}
 	tx.requested = db.requestedStrategy(opts)
 	tx.iso = o.Isolation
 	if tx.iso == IsolationDefault {
@@ -327,7 +329,7 @@ func (tx *Tx) finishLocked(committed bool) {
 	if tx.inCommit {
 		tx.db.committing.remove(tx.id) // after install and release
 	}
-	tx.stopAfter()
+	stopped := tx.stopAfter()
 	tx.cancelCtx(nil)
 	// Real-time order (linearizability of CompareAndSwap, strict
 	// serializability): a transaction that saw a version above the read
@@ -339,6 +341,10 @@ func (tx *Tx) finishLocked(committed bool) {
 	}
 	tx.db.noteEnd(tx, committed)
 	tx.db.unregister(tx)
+	// Recyclable once nothing else can reach it: its AfterFunc will not
+	// run, and Close (which lists running transactions only after setting
+	// closed) did not list it. See View.
+	tx.recyclable = stopped && !tx.db.closed.Load()
 }
 
 // Rollback ends the transaction without committing. It is safe after Commit

@@ -21,7 +21,19 @@ type regShard struct {
 	pins   counts // epoch → open readers pinning it
 	nsnaps int
 	npins  int
-	_      [64]byte // keep shards on separate cache lines
+	// The counts start in these arrays, inside the shard. Allocated on their own, the
+	// 16-byte arrays of different shards packed into shared cache lines, and registering
+	// on one core stalled registering on the other (the registry was a third of a cached
+	// View's time).
+	snapsBuf, pinsBuf [4]countEntry
+	_                 [56]byte // keep shards on separate cache lines
+}
+
+// initLocked points the counts at the shard's own arrays (on first use: the zero registry is ready).
+func (sh *regShard) initLocked() {
+	if sh.snaps == nil {
+		sh.snaps, sh.pins = sh.snapsBuf[:0], sh.pinsBuf[:0]
+	}
 }
 
 // counts is a small multiset of uint64s. Readers that are open at the same time mostly share
@@ -93,6 +105,7 @@ func (s *Store) register(sn *Snapshot, snapshot bool) {
 	i := uint8(rand.Uint32() % regShards)
 	sh := &s.reg.shards[i]
 	sh.Lock()
+	sh.initLocked()
 	ts := uint64(maxTS)
 	if snapshot {
 		ts = s.readTS.Load()

@@ -32,7 +32,12 @@ type DB struct {
 	committing committingSet // transactions past "take a commit timestamp"
 	statsOff   bool          // BenchmarkStatsOverhead's baseline: skip per-transaction counting
 
+	// nextID is written by every Begin, from every core: alone on its cache
+	// line, so that the read-mostly fields around it (cfg, statsOff,
+	// closed, …), which every transaction reads, do not move with it.
+	_            [64]byte
 	nextID       atomic.Uint64
+	_            [56]byte
 	viewPool     sync.Pool // finished View transactions, reused (see recycle)
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 

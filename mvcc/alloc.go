@@ -46,6 +46,7 @@ func newChain(key []byte) (*chain, []byte) {
 		c, buf = new(chain), make([]byte, n)
 	}
 	copy(buf, key)
+	c.key = immutableString(buf)
 	return c, buf
 }
 

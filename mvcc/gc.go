@@ -164,7 +164,7 @@ func (s *Store) removeEmpty(keys [][]byte) {
 			e, ok := s.mem.tree.Get(memEntry{key: k})
 			if ok && e.c.head.Load() == nil {
 				s.mem.tree.Delete(e)
-				delete(s.mem.index, string(e.key))
+				s.index.deleteLocked(s.index.hash(e.key), e.key)
 				s.memBytes.Add(-int64(len(e.key)) - keyOverhead)
 			}
 		}

@@ -56,9 +56,11 @@ type version struct {
 	next  atomic.Pointer[version]
 }
 
-// chain is a key's version list, newest (highest ts) first.
+// chain is a key's version list, newest (highest ts) first, and the key itself: the index
+// compares it on a hash match (it is allocated with the chain, alloc.go).
 type chain struct {
 	head atomic.Pointer[version]
+	key  string // immutable; shares its bytes with the btree entry's key
 }
 
 // visible returns the newest version with ts <= at, or nil.
@@ -97,8 +99,8 @@ type waiter struct {
 // registry of active snapshots and the epoch pins. All methods are safe for concurrent use
 // (except Replay, which runs before any other use).
 //
-// Lock order: gcMu → mem; gcMu → reg shard; reg.mu → reg shard. orc and the reg shards are
-// leaves: nothing else is acquired while holding them.
+// Lock order: gcMu → mem → index shard; gcMu → reg shard; reg.mu → reg shard. orc, the reg
+// shards and the index shards are leaves: nothing else is acquired while holding them.
 type Store struct {
 	base      Base
 	emptyBase bool
@@ -109,16 +111,17 @@ type Store struct {
 	// through mem.Lock.
 	gcMu sync.Mutex
 
-	// mem guards the btree's structure (insert and delete of keys) and excludes installs from
-	// GC passes. Readers take RLock only for the lookup; chains are then walked lock-free.
+	// mem guards the btree (insert and delete of keys), serializes the writers of index and
+	// excludes installs from GC passes. Scans RLock it per chunk; chains are walked lock-free.
 	mem struct {
 		sync.RWMutex
 		tree *btree.BTreeG[memEntry]
-		// index maps each key of tree to its chain: point lookups (every
-		// Get, every validation) cost one hash probe instead of a
-		// log2(n)-deep walk of byte comparisons; the tree serves order.
-		index map[string]*chain
 	}
+	// index maps each key of mem.tree to its chain: point lookups (every Get, every
+	// validation) cost one hash probe instead of a log2(n)-deep walk of byte comparisons; the
+	// tree serves order. Readers lock only one index shard, never mem; writers hold mem (write)
+	// and the shard (index.go).
+	index index
 
 	// orc guards the oracle: the last allocated ts, the done marks above the watermark and the
 	// WaitVisible waiters.
@@ -153,7 +156,7 @@ func NewStore(base Base, lastTS uint64, opts *Options) *Store {
 		s.base = EmptyBase{}
 	}
 	s.mem.tree = btree.NewG(s.opts.Degree, lessMem)
-	s.mem.index = make(map[string]*chain)
+	s.index.init()
 	s.orc.last = lastTS
 	s.orc.done = make(map[uint64]struct{})
 	s.readTS.Store(lastTS)
@@ -194,12 +197,14 @@ func (s *Store) Install(ts uint64, writes []Write) {
 }
 
 func (s *Store) installLocked(ts uint64, w *Write) {
-	c, ok := s.mem.index[string(w.Key)]
-	if !ok {
+	h := s.index.hash(w.Key)
+	c := s.index.getLocked(h, w.Key)
+	if c == nil {
 		var e memEntry
 		e.c, e.key = newChain(w.Key)
+		// The chain is complete (its key set) before the index publishes it to readers.
 		s.mem.tree.ReplaceOrInsert(e)
-		s.mem.index[immutableString(e.key)] = e.c
+		s.index.insertLocked(h, e.c)
 		s.memBytes.Add(int64(len(e.key)) + keyOverhead)
 		c = e.c
 	}
@@ -237,13 +242,13 @@ func immutableString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// lookup returns the chain of key, or nil.
-func (s *Store) lookup(key []byte) *chain {
-	s.mem.RLock()
-	c := s.mem.index[string(key)]
-	s.mem.RUnlock()
-	return c
-}
+// lookup returns the chain of key, or nil. It locks one index shard, not mem, so it may run in
+// the middle of an Install or a GC removal. Chains were always walked after the lookup's lock
+// was released, concurrently with both; what is new is that a lookup may now find a chain an
+// install has just added, before its first version is linked (head nil). That reads as "not in
+// the memtable", which is what the key was an instant earlier: an install takes effect at the
+// head.Store that links its version, as it did for existing keys.
+func (s *Store) lookup(key []byte) *chain { return s.index.get(key) }
 
 // NewestVersion returns the newest installed version of key in the memtable, tombstones
 // included (a delete is a write), or 0 if the memtable holds none. It does not consult Base:

@@ -140,9 +140,21 @@ func (s *Store) trim(c *chain, wm, safe, tombsSafe uint64) (dropped int, empty b
 		return 0, false
 	}
 	var bytes int64
-	for v := cur; v != nil; v = v.next.Load() {
+	for v := cur; v != nil; {
+		next := v.next.Load()
 		dropped++
-		bytes += int64(len(v.value)) + versionOverhead
+		if v == c.first {
+			// Its memory lives on in the chain's object (alloc.go), so it stays charged
+			// until the key leaves, and it must retain nothing: clear next. A snapshot that
+			// reaches an unlinked version stops there (its ts <= wm), so none loads next.
+			// CheckpointEntries, reading at an upTo that may be below wm, can: it then sees
+			// the chain end, as when it meets the cut at prev below, and omits a version
+			// that prev (<= wm, kept) supersedes for every reader.
+			v.next.Store(nil)
+		} else {
+			bytes += int64(len(v.value)) + versionOverhead
+		}
+		v = next
 	}
 	if prev == nil {
 		c.head.Store(nil)
@@ -165,7 +177,7 @@ func (s *Store) removeEmpty(keys [][]byte) {
 			if ok && e.c.head.Load() == nil {
 				s.mem.tree.Delete(e)
 				s.index.deleteLocked(s.index.hash(e.key), e.key)
-				s.memBytes.Add(-int64(len(e.key)) - keyOverhead)
+				s.memBytes.Add(-int64(len(e.key)) - keyOverhead - e.c.firstBytes())
 			}
 		}
 		s.mem.Unlock()

@@ -61,6 +61,19 @@ type version struct {
 type chain struct {
 	head atomic.Pointer[version]
 	key  string // immutable; shares its bytes with the btree entry's key
+	// first is the version allocated inside the chain's own object (alloc.go), or nil. Its
+	// memory lasts as long as the chain's, so MemBytes releases it with the key, not when GC
+	// unlinks it. Immutable.
+	first *version
+}
+
+// firstBytes is the MemBytes charge that stays with the chain until its key leaves: its inline
+// first version, if any.
+func (c *chain) firstBytes() int64 {
+	if c.first == nil {
+		return 0
+	}
+	return int64(len(c.first.value)) + versionOverhead
 }
 
 // visible returns the newest version with ts <= at, or nil.
@@ -200,13 +213,14 @@ func (s *Store) installLocked(ts uint64, w *Write) {
 	h := s.index.hash(w.Key)
 	c := s.index.getLocked(h, w.Key)
 	if c == nil {
+		// The chain is complete, first version linked, before the index publishes it.
 		var e memEntry
-		e.c, e.key = newChain(w.Key)
-		// The chain is complete (its key set) before the index publishes it to readers.
+		e.c, e.key = newChain(ts, w)
 		s.mem.tree.ReplaceOrInsert(e)
 		s.index.insertLocked(h, e.c)
-		s.memBytes.Add(int64(len(e.key)) + keyOverhead)
-		c = e.c
+		s.memBytes.Add(int64(len(e.key)) + keyOverhead + int64(len(e.c.head.Load().value)) + versionOverhead)
+		s.versions.Add(1)
+		return
 	}
 	v := newVersion(ts, w.Value, w.Delete)
 	s.memBytes.Add(int64(len(v.value)) + versionOverhead)
@@ -220,7 +234,9 @@ func (s *Store) installLocked(ts uint64, w *Write) {
 	}
 	if cur != nil && cur.ts == ts { // same ts twice: the later write replaces the earlier
 		v.next.Store(cur.next.Load())
-		s.memBytes.Add(-int64(len(cur.value)) - versionOverhead)
+		if cur != c.first { // an inline first version stays charged with its chain
+			s.memBytes.Add(-int64(len(cur.value)) - versionOverhead)
+		}
 	} else {
 		v.next.Store(cur)
 		s.versions.Add(1)
@@ -243,11 +259,9 @@ func immutableString(b []byte) string {
 }
 
 // lookup returns the chain of key, or nil. It locks one index shard, not mem, so it may run in
-// the middle of an Install or a GC removal. Chains were always walked after the lookup's lock
-// was released, concurrently with both; what is new is that a lookup may now find a chain an
-// install has just added, before its first version is linked (head nil). That reads as "not in
-// the memtable", which is what the key was an instant earlier: an install takes effect at the
-// head.Store that links its version, as it did for existing keys.
+// the middle of an Install or a GC removal — as chain walks always did, after the lookup. A
+// chain is published with its first version linked, so an empty chain is one GC emptied (being
+// removed); it reads as "not in the memtable", which is right.
 func (s *Store) lookup(key []byte) *chain { return s.index.get(key) }
 
 // NewestVersion returns the newest installed version of key in the memtable, tombstones

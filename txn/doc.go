@@ -127,7 +127,14 @@
 // and the lock keeps it so until commit.
 //
 // Read-only transactions read at the read watermark — a prefix of the serial
-// order of commit timestamps — and never validate or wait.
+// order of commit timestamps — and never validate or wait. View recycles its
+// Tx when it returns (update.go, recycle): a point read's transaction then
+// allocates nothing, and the garbage collector, each of whose cycles marks
+// the whole memtable, runs far less often. A Tx is recycled only when
+// nothing but View can reach it — no context AfterFunc pending, not listed
+// by a Close — and the root package's handles remember the ID they were
+// issued for, so a handle kept past its View fails with ErrTxDone instead
+// of acting in whichever View reuses the object.
 //
 // # Errors that end a transaction
 //

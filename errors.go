@@ -21,8 +21,8 @@ var (
 	ErrInvalidOption    = txn.ErrInvalidOption        // Open or Begin with invalid options
 	ErrNotCounter       = txn.ErrNotCounter           // Increment of a key that is not an 8-byte counter
 	ErrDeadlock         = lockmgr.ErrDeadlock         // this transaction was a deadlock victim; see *DeadlockError
-	ErrLockTimeout      = lockmgr.ErrLockTimeout      // a lock wait outlasted the lock timeout
-	ErrLockNotAvailable = lockmgr.ErrLockNotAvailable // NOWAIT (or SKIP LOCKED on one key) found the lock taken
+	ErrLockTimeout      = lockmgr.ErrLockTimeout      // a lock wait outlasted the lock timeout; see *LockError
+	ErrLockNotAvailable = lockmgr.ErrLockNotAvailable // NOWAIT (or SKIP LOCKED on one key) found the lock taken; see *LockError
 	ErrClosed           = wal.ErrClosed               // the DB is closed
 	ErrCorrupt          = wal.ErrCorrupt              // the file is damaged; *wal.CorruptError names file and record
 	ErrLogFailed        = wal.ErrLogFailed            // a log write or fsync failed; the DB refuses writes
@@ -36,6 +36,9 @@ type (
 	VersionMismatchError = txn.VersionMismatchError
 	// DeadlockError names the victim and the cycle of waits it broke.
 	DeadlockError = lockmgr.DeadlockError
+	// LockError names the key or range, the mode and the transactions in the
+	// way of a NOWAIT refusal or a lock timeout.
+	LockError = lockmgr.LockError
 	// CorruptError names the damaged file, bucket and record.
 	CorruptError = wal.CorruptError
 )

@@ -33,6 +33,10 @@ func ExampleTx_GetForUpdate() {
 	defer bob.Rollback()
 	_, err = bob.GetForUpdate([]byte("seat/12A"), txkv.NoWait())
 	fmt.Println("bob wants 12A:", err, errors.Is(err, txkv.ErrLockNotAvailable))
+	var lerr *txkv.LockError
+	if errors.As(err, &lerr) {
+		fmt.Println("in his way:", lerr.Holders, lerr.Labels[lerr.Holders[0]])
+	}
 
 	// Bob's transaction is still usable: he takes the next seat instead.
 	v, err = bob.GetForUpdate([]byte("seat/12B"), txkv.NoWait())
@@ -44,7 +48,8 @@ func ExampleTx_GetForUpdate() {
 	fmt.Println("alice commits:", alice.Commit())
 	// Output:
 	// alice holds 12A: free <nil>
-	// bob wants 12A: txkv: lock not available true
+	// bob wants 12A: txkv: lock not available: txn 4 ("bob") wants exclusive on "seat/12A", held by txn 3 ("alice") true
+	// in his way: [3] alice
 	// bob holds 12B: free <nil>
 	// bob commits: <nil>
 	// alice commits: <nil>
@@ -149,7 +154,7 @@ func ExampleTx_LockRange() {
 	_ = cy.Rollback()
 	// Output:
 	// ann, Dec 1-4: <nil>
-	// ben, Dec 3-5: txkv: lock not available true
+	// ben, Dec 3-5: txkv: lock not available: txn 2 wants exclusive on ["room/101/2026-12-03","room/101/2026-12-05"), held by txn 1 true
 	// ben, Dec 4-6: <nil>
 	// <nil> <nil>
 	// cy, Dec 2-3: already booked: 2026-12-02 (ann)

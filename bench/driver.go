@@ -110,9 +110,9 @@ func Drive(ctx context.Context, db *txkv.DB, inst Instance, rc RunConfig) (Resul
 	}
 	opts := &txkv.TxOptions{Strategy: rc.Strategy, Retry: retry}
 	d := &driver{ctx: ctx, db: db, inst: inst, opts: opts, rc: rc}
-	d.deadline = time.Now().Add(rc.Duration)
 	before := db.Stats()
 	start := time.Now()
+	d.deadline = start.Add(rc.Duration) // from start: Elapsed covers the whole Duration
 	var wg sync.WaitGroup
 	lat := make([][]time.Duration, workers)
 	for i := range workers {

@@ -62,7 +62,9 @@
 //     wins (nil), otherwise it removes itself and returns the error. So a
 //     grant racing a timeout has exactly one outcome.
 //   - NoWait and SkipLocked apply the same test and return
-//     ErrLockNotAvailable instead of queueing: no queue entry, no edge.
+//     ErrLockNotAvailable instead of queueing: no queue entry, no edge. The
+//     error is a *LockError naming the holders and the requests queued
+//     ahead — the edges the request would have had — as a timeout's is.
 //
 // Range and point requests share one queue order: upgrades first, then
 // arrival (a global sequence number taken when a request queues). A point

@@ -1,9 +1,13 @@
 package lockmgr
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/txkv/txkv/deadlock"
 )
@@ -91,3 +95,83 @@ func (e *DeadlockError) txnName(id uint64) string {
 
 // Is makes errors.Is(err, ErrDeadlock) true.
 func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
+
+// LockError details a lock request that was refused: NoWait or SkipLocked
+// found it unavailable (Err is ErrLockNotAvailable), or a Block wait ran out
+// of time (Err is ErrLockTimeout). errors.Is(err, ErrLockNotAvailable) and
+// errors.Is(err, ErrLockTimeout) match it; errors.As gives the detail, as
+// PostgreSQL's 55P03 names the relation and InnoDB's lock monitor the
+// blocking transaction. For example:
+//
+//	txkv: lock not available: txn 7 wants exclusive on "seat-12A", held by txn 3
+//	txkv: lock wait timeout: txn 9 waited 50ms for shared on ["a","m"), held by txn 4, 6
+type LockError struct {
+	Err     error         // ErrLockNotAvailable or ErrLockTimeout
+	Txn     uint64        // the transaction that asked
+	Target  Target        // what it asked for (a private copy)
+	Mode    Mode          // in which mode
+	Holders []uint64      // conflicting holders at the time of the refusal, ascending
+	Queued  []uint64      // conflicting requests queued ahead of it (FIFO: it would wait for them too)
+	Timeout time.Duration // the wait that ran out (ErrLockTimeout); 0 for a refusal
+	// Labels holds the labels (SetLabel) of the transactions above that
+	// have one; nil when none do.
+	Labels map[uint64]string
+}
+
+// Error explains the refusal in one line.
+func (e *LockError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Err.Error())
+	b.WriteString(": ")
+	target := formatTarget(e.Target.Key, e.Target.End, e.Target.Range)
+	if e.Timeout > 0 {
+		fmt.Fprintf(&b, "%s waited %v for %s on %s", e.txnName(e.Txn), e.Timeout, e.Mode, target)
+	} else {
+		fmt.Fprintf(&b, "%s wants %s on %s", e.txnName(e.Txn), e.Mode, target)
+	}
+	e.writeTxns(&b, ", held by ", e.Holders)
+	e.writeTxns(&b, ", queued behind ", e.Queued)
+	return b.String()
+}
+
+// Unwrap returns Err, so errors.Is matches the sentinel.
+func (e *LockError) Unwrap() error { return e.Err }
+
+func (e *LockError) writeTxns(b *strings.Builder, prefix string, ids []uint64) {
+	for i, id := range ids {
+		if i == 0 {
+			b.WriteString(prefix)
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(e.txnName(id))
+	}
+}
+
+func (e *LockError) txnName(id uint64) string {
+	if l := e.Labels[id]; l != "" {
+		return fmt.Sprintf("txn %d (%q)", id, l)
+	}
+	return "txn " + strconv.FormatUint(id, 10)
+}
+
+// newLockError builds the error for txn's refused request from the wait-for
+// edges the request would have had (hard: holders; soft: queued ahead).
+func newLockError(err error, txn uint64, t Target, mode Mode, edges []deadlock.Edge, timeout time.Duration) *LockError {
+	e := &LockError{Err: err, Txn: txn, Mode: mode, Timeout: timeout,
+		Target: Target{Key: bytes.Clone(t.Key), End: bytes.Clone(t.End), Range: t.Range}}
+	for _, ed := range edges {
+		if ed.Soft {
+			e.Queued = append(e.Queued, ed.Holder)
+		} else {
+			e.Holders = append(e.Holders, ed.Holder)
+		}
+	}
+	e.Holders, e.Queued = sortedUnique(e.Holders), sortedUnique(e.Queued)
+	return e
+}
+
+func sortedUnique(ids []uint64) []uint64 {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}

@@ -381,13 +381,35 @@ func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, 
 	return m.acquirePoint(ctx, txn, t.Key, mode, p, timeout)
 }
 
-// notAvailable counts a failed try.
-func (m *Manager) notAvailable(p WaitPolicy) error {
+// notAvailable counts a failed try and returns its error. Called with no
+// lock held (labels live under the transaction shards' mutexes).
+func (m *Manager) notAvailable(p WaitPolicy, err *LockError) error {
 	m.stats.notAvailable.Add(1)
 	if p == SkipLocked {
 		m.stats.skipped.Add(1)
 	}
-	return ErrLockNotAvailable
+	return m.labeled(err)
+}
+
+// labeled adds the labels of the transactions a LockError names. Called
+// with no lock held.
+func (m *Manager) labeled(e *LockError) *LockError {
+	add := func(id uint64) {
+		if l := m.label(id); l != "" {
+			if e.Labels == nil {
+				e.Labels = make(map[uint64]string)
+			}
+			e.Labels[id] = l
+		}
+	}
+	add(e.Txn)
+	for _, id := range e.Holders {
+		add(id)
+	}
+	for _, id := range e.Queued {
+		add(id)
+	}
+	return e
 }
 
 // waitFor blocks until r leaves the waiting state or one of timeout, ctx
@@ -412,19 +434,27 @@ func (m *Manager) waitFor(ctx context.Context, r *request, timeout time.Duration
 	case <-m.done:
 		cause = ErrClosed
 	}
-	err := m.finishWait(r, cause)
+	err := m.finishWait(r, cause, timeout)
 	m.stats.recordWait(time.Since(r.queued), err)
+	if lerr, ok := err.(*LockError); ok {
+		return m.labeled(lerr)
+	}
 	return err
 }
 
 // finishWait decides the one outcome of a wait. If the request was granted
 // or aborted meanwhile, that outcome wins over the timer or ctx that woke us;
-// otherwise the request is removed and the queue behind it re-examined.
-func (m *Manager) finishWait(r *request, cause error) error {
+// otherwise the request is removed and the queue behind it re-examined. A
+// timeout becomes a *LockError naming whom the request was waiting for.
+func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) error {
 	if r.isRange {
 		m.lockAll()
 		defer m.unlockAll()
 		if r.state == stateWaiting {
+			if cause == ErrLockTimeout {
+				edges := m.rangeEdgesLocked(r, nil)
+				cause = newLockError(cause, r.txn, Span(r.key, r.end), r.mode, edges, timeout)
+			}
 			m.removeRangeWaiterLocked(r)
 			m.rescanAllLocked()
 		}
@@ -434,6 +464,11 @@ func (m *Manager) finishWait(r *request, cause error) error {
 	sh.mu.Lock()
 	rescan := false
 	if r.state == stateWaiting {
+		if cause == ErrLockTimeout {
+			nearest := r.head.nearestConflicting(r.mode, r.upgrade, r)
+			edges := m.pointEdgesLocked(r, nearest, nil)
+			cause = newLockError(cause, r.txn, Point(r.head.key), r.mode, edges, timeout)
+		}
 		m.removePointWaiterLocked(r)
 		rescan = m.rt.waiting > 0
 	}

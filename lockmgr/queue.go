@@ -219,9 +219,10 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 		return nil
 	}
 	if p != Block {
+		err := newLockError(ErrLockNotAvailable, txn, Point(key), mode, edges, 0)
 		sh.maybeFreeHeadLocked(h)
 		sh.mu.Unlock()
-		return m.notAvailable(p)
+		return m.notAvailable(p, err)
 	}
 	if err := ctx.Err(); err != nil {
 		sh.maybeFreeHeadLocked(h)

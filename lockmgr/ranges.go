@@ -155,8 +155,9 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 		return nil
 	}
 	if p != Block {
+		err := newLockError(ErrLockNotAvailable, txn, t, mode, edges, 0)
 		m.unlockAll()
-		return m.notAvailable(p)
+		return m.notAvailable(p, err)
 	}
 	if err := ctx.Err(); err != nil {
 		m.unlockAll()

@@ -189,6 +189,14 @@ func (s *Store) removeEmpty(keys [][]byte) {
 // newest such version (Delete for a tombstone): what Base must hold after a checkpoint at
 // upTo. upTo must be <= GCWatermark(). The memtable is read in chunks, never locked while
 // yield runs; entries' slices are immutable and may be retained.
+//
+// It does not exclude GC (gcMu), so a GC pass at a newer watermark may unlink a key's newest
+// version <= upTo while the chunk is read, because a version in (upTo, watermark] superseded it.
+// The key is then missing from this checkpoint. That is harmless: the superseding version is
+// newer than upTo, so its log record survives the truncation at upTo and it stays in the
+// memtable until a later checkpoint writes it; and no reader can see the skipped version (the
+// GC watermark passed every open snapshot). Recovery replays the newer record over whatever
+// Base holds, which is the same state.
 func (s *Store) CheckpointEntries(upTo uint64) iter.Seq[Entry] {
 	return func(yield func(Entry) bool) {
 		var buf []Entry

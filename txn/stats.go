@@ -145,7 +145,17 @@ type Stats struct {
 
 	// ConflictRate is the share of read-write attempts of the last 10 s that
 	// ended in a conflict or as a deadlock victim (Adaptive steers by it).
-	ConflictRate   float64
+	ConflictRate float64
+	// HybridFailRate is Hybrid's slow average of failed optimistic first
+	// attempts; over 10%, HybridStartsPessimistic is set and new Hybrid
+	// Updates start pessimistic (with optimistic probe bursts now and then).
+	HybridFailRate          float64
+	HybridStartsPessimistic bool
+	// AdaptiveMode is how Adaptive transactions run now: "mocc" (hot keys
+	// locked at read time), "optimistic" or "pessimistic" — the steering's
+	// current choice, or the fixed end AdaptiveThreshold 0 or AdaptiveNever
+	// selects.
+	AdaptiveMode   string
 	Reads, Writes  uint64  // key reads and writes made inside transactions
 	ReadWriteRatio float64 // Reads / Writes (0 with no writes)
 	MeanTxTime     time.Duration
@@ -227,7 +237,24 @@ func (db *DB) Stats() Stats {
 	}
 	db.addLockStats(&s)
 	db.addLogStats(&s)
+	db.addSteeringStats(&s)
 	return s
+}
+
+// addSteeringStats reports the state of Hybrid's memory and Adaptive's
+// steering (steer.go).
+func (db *DB) addSteeringStats(s *Stats) {
+	h := &db.window.steer.hybrid
+	s.HybridFailRate = float64(h.fail.Load()) / failOne
+	s.HybridStartsPessimistic = h.pessimistic.Load()
+	switch st, mocc := db.adaptiveMode(); {
+	case mocc:
+		s.AdaptiveMode = "mocc"
+	case st == Pessimistic:
+		s.AdaptiveMode = "pessimistic"
+	default:
+		s.AdaptiveMode = "optimistic"
+	}
 }
 
 func (db *DB) addLockStats(s *Stats) {

@@ -108,11 +108,17 @@ func TestHybridUpdateStartsPessimisticUnderSustainedConflicts(t *testing.T) {
 		}
 		return first
 	}
+	if st := db.Stats(); st.HybridStartsPessimistic || st.HybridFailRate != 0 {
+		t.Fatalf("fresh DB: Stats say Hybrid starts pessimistic=%v, fail rate %v", st.HybridStartsPessimistic, st.HybridFailRate)
+	}
 	n := 0
 	for run(true) != Pessimistic {
 		if n++; n > 40 {
 			t.Fatal("Hybrid still starts optimistic after 40 first attempts that all failed")
 		}
+	}
+	if st := db.Stats(); !st.HybridStartsPessimistic || st.HybridFailRate <= 0.1 {
+		t.Fatalf("after sustained conflicts: Stats say pessimistic=%v, fail rate %v", st.HybridStartsPessimistic, st.HybridFailRate)
 	}
 	// Back to optimistic: more optimistic starts in a row than a probe
 	// burst has.
@@ -124,6 +130,9 @@ func TestHybridUpdateStartsPessimisticUnderSustainedConflicts(t *testing.T) {
 			inARow = 0
 		}
 	}
+	if db.Stats().HybridStartsPessimistic {
+		t.Fatal("back to optimistic starts, but Stats still say pessimistic")
+	}
 }
 
 // adaptiveMode follows the steered arm — except at the two oracle ends,
@@ -132,10 +141,11 @@ func TestAdaptiveModeFollowsArmExceptAtOracleEnds(t *testing.T) {
 	want := map[int]struct {
 		s       Strategy
 		locking bool
+		mode    string // as Stats reports it
 	}{
-		adaptiveMOCC:        {Adaptive, true},
-		adaptiveOptimistic:  {Optimistic, false},
-		adaptivePessimistic: {Pessimistic, false},
+		adaptiveMOCC:        {Adaptive, true, "mocc"},
+		adaptiveOptimistic:  {Optimistic, false, "optimistic"},
+		adaptivePessimistic: {Pessimistic, false, "pessimistic"},
 	}
 	for _, th := range []int{0, 3, AdaptiveNever} {
 		db := openAdaptive(t, th)
@@ -149,6 +159,10 @@ func TestAdaptiveModeFollowsArmExceptAtOracleEnds(t *testing.T) {
 				t.Errorf("AdaptiveNever, arm %d: %v %v, want optimistic", arm, s, locking)
 			case th == 3 && (s != w.s || locking != w.locking):
 				t.Errorf("threshold 3, arm %d: %v %v, want %v %v", arm, s, locking, w.s, w.locking)
+			}
+			mode := map[int]string{0: "pessimistic", 3: w.mode, AdaptiveNever: "optimistic"}[th]
+			if got := db.Stats().AdaptiveMode; got != mode {
+				t.Errorf("threshold %d, arm %d: Stats().AdaptiveMode = %q, want %q", th, arm, got, mode)
 			}
 		}
 		if h, a := db.steered(nil); h != nil || (a != nil) != (th == 3) {

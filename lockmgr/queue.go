@@ -260,11 +260,15 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 		}
 		rescan = m.rt.waiting > 0
 	}
+	// Counted before the shard unlocks: whoever sees the request queued
+	// (Locks, WaitingOn) sees it in Stats().Waits too. Counted after, a
+	// test reading Waits once it saw the waiter could see the count move
+	// later, while nothing new waited.
+	m.stats.waits.Add(1)
 	sh.mu.Unlock()
 	if rescan {
 		m.rescanRanges()
 	}
-	m.stats.waits.Add(1)
 	m.afterEnqueue(txn)
 	return m.waitFor(ctx, r, timeout)
 }

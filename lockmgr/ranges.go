@@ -174,8 +174,8 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 	if r.upgrade {
 		m.rescanAllLocked() // waiters it jumped ahead of gain edges to txn
 	}
+	m.stats.waits.Add(1) // before the request is visible: see acquirePoint
 	m.unlockAll()
-	m.stats.waits.Add(1)
 	m.afterEnqueue(txn)
 	return m.waitFor(ctx, r, timeout)
 }

@@ -452,8 +452,7 @@ func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) err
 		defer m.unlockAll()
 		if r.state == stateWaiting {
 			if cause == ErrLockTimeout {
-				edges := m.rangeEdgesLocked(r, nil)
-				cause = newLockError(cause, r.txn, Span(r.key, r.end), r.mode, edges, timeout)
+				cause = m.timeoutErrorLocked(r, timeout)
 			}
 			m.removeRangeWaiterLocked(r)
 			m.rescanAllLocked()
@@ -465,9 +464,7 @@ func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) err
 	rescan := false
 	if r.state == stateWaiting {
 		if cause == ErrLockTimeout {
-			nearest := r.head.nearestConflicting(r.mode, r.upgrade, r)
-			edges := m.pointEdgesLocked(r, nearest, nil)
-			cause = newLockError(cause, r.txn, Point(r.head.key), r.mode, edges, timeout)
+			cause = m.timeoutErrorLocked(r, timeout)
 		}
 		m.removePointWaiterLocked(r)
 		rescan = m.rt.waiting > 0
@@ -478,6 +475,20 @@ func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) err
 		m.rescanRanges()
 	}
 	return err
+}
+
+// timeoutErrorLocked is the error of waiting request r whose timeout ran
+// out: whom it waits for, from the edges it has now. The caller holds r's
+// shard (a point) or every shard (a range).
+func (m *Manager) timeoutErrorLocked(r *request, timeout time.Duration) *LockError {
+	key, end, isRange := r.target()
+	var edges []deadlock.Edge
+	if isRange {
+		edges = m.rangeEdgesLocked(r, nil)
+	} else {
+		edges = m.pointEdgesLocked(r, r.head.nearestConflicting(r.mode, r.upgrade, r), nil)
+	}
+	return newLockError(ErrLockTimeout, r.txn, Target{Key: key, End: end, Range: isRange}, r.mode, edges, timeout)
 }
 
 // outcome maps a settled request to Acquire's result; cause is what woke a

@@ -33,8 +33,12 @@ func loadedStore(b *testing.B, n int) (*Store, [][]byte) {
 }
 
 // BenchmarkGetParallel: point reads from a 100,000-key memtable, one snapshot per goroutine.
-func BenchmarkGetParallel(b *testing.B) {
-	s, keys := loadedStore(b, 100_000)
+func BenchmarkGetParallel(b *testing.B) { parallelSnapshotGets(b, 100_000) }
+
+// parallelSnapshotGets reads random keys of an n-key memtable from every goroutine of
+// RunParallel, each through its own snapshot.
+func parallelSnapshotGets(b *testing.B, n int) {
+	s, keys := loadedStore(b, n)
 	var seq atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -45,7 +49,8 @@ func BenchmarkGetParallel(b *testing.B) {
 		for pb.Next() {
 			i = i*6364136223846793005 + 1442695040888963407
 			if _, _, ok, err := sn.Get(keys[(i>>33)%uint64(len(keys))]); !ok || err != nil {
-				b.Fatal("missing key")
+				b.Error("missing key")
+				return
 			}
 		}
 	})
@@ -213,21 +218,6 @@ func BenchmarkGet1M(b *testing.B) {
 // BenchmarkGet1MParallel is BenchmarkGet1M from 4 goroutines per core, each with its own
 // snapshot: what readers cost each other (shared lock words) on top of the cache misses.
 func BenchmarkGet1MParallel(b *testing.B) {
-	s, keys := loadedStore(b, 1_000_000)
-	var seq atomic.Uint64
 	b.SetParallelism(4)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		sn := s.Snapshot()
-		defer sn.Close()
-		i := seq.Add(7919) * 104729
-		for pb.Next() {
-			i = i*6364136223846793005 + 1442695040888963407
-			if _, _, ok, err := sn.Get(keys[(i>>33)%uint64(len(keys))]); !ok || err != nil {
-				b.Error("missing key")
-				return
-			}
-		}
-	})
+	parallelSnapshotGets(b, 1_000_000)
 }

@@ -222,3 +222,16 @@ func fmtMsg(msgAndArgs []any) string {
 	}
 	return fmt.Sprint(msgAndArgs...)
 }
+
+// len returns the number of keys (tests) (each shard read under its lock; the sum is approximate
+// unless writers are excluded).
+func (x *index) len() int {
+	n := 0
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.RLock()
+		n += sh.mu.n
+		sh.mu.RUnlock()
+	}
+	return n
+}

@@ -105,19 +105,6 @@ func (x *index) deleteLocked(h uint64, key []byte) {
 	sh.mu.Unlock()
 }
 
-// len returns the number of keys (each shard read under its lock; the sum is approximate
-// unless writers are excluded).
-func (x *index) len() int {
-	n := 0
-	for i := range x.shards {
-		sh := &x.shards[i]
-		sh.mu.RLock()
-		n += sh.mu.n
-		sh.mu.RUnlock()
-	}
-	return n
-}
-
 // findLocked returns the chain of key (hash h) in the shard, or nil. Caller holds the shard
 // (read) or mem (write).
 func (sh *indexShard) findLocked(h uint64, key []byte) *chain {

@@ -158,6 +158,12 @@ func newLogFile(tb testing.TB) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return closeAndRead(tb, l, path)
+}
+
+// closeAndRead closes l and returns the bytes of its file.
+func closeAndRead(tb testing.TB, l *Log, path string) []byte {
+	tb.Helper()
 	if err := l.Close(); err != nil {
 		tb.Fatal(err)
 	}
@@ -238,15 +244,8 @@ func smallFile(tb testing.TB) []byte {
 			}
 		}
 	}
-	if err := l.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	// bbolt grows a file in large steps; the tail past the pages in use is zeros.
-	return bytes.TrimRight(b, "\x00")
+	return bytes.TrimRight(closeAndRead(tb, l, path), "\x00")
 }
 
 // TestHugeValueLengthInLogPage is the regression test for a finding of FuzzOpenFile: a leaf

@@ -3,8 +3,10 @@ package txkv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/txkv/txkv"
 )
@@ -85,7 +87,9 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 	mustPut(t, db, "k", "0")
 	in := newInterferer(t, db, "k")
 	attempts := 0
-	policy := &txkv.RetryPolicy{MaxAttempts: 3}
+	// Up to EscalateAfter attempts run as planned; an adversary that commits k between
+	// every read and commit makes each of them fail.
+	policy := &txkv.RetryPolicy{MaxAttempts: txkv.EscalateAfter}
 	err := db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, Retry: policy}, func(tx *txkv.Tx) error {
 		attempts++
 		if _, err := tx.Get([]byte("k")); err != nil {
@@ -103,10 +107,67 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 	if string(ce.Key) != "k" || ce.Reason == "" {
 		t.Fatalf("conflict detail %+v: want key k and a reason", ce)
 	}
-	if attempts != 3 {
-		t.Fatalf("fn ran %d times, want MaxAttempts = 3", attempts)
+	if attempts != txkv.EscalateAfter {
+		t.Fatalf("fn ran %d times, want MaxAttempts = %d", attempts, txkv.EscalateAfter)
 	}
 	wantValue(t, db, "k", "theirs")
+}
+
+// After EscalateAfter failed attempts the retry takes, before fn runs, the lock it needs on
+// the key it keeps losing: an adversary that commits k between our read and our commit
+// whenever it can must now wait for it (and here gives up after a short timeout), and the
+// Update commits within EscalateAfter+1 attempts — for every strategy, under both isolation
+// levels. (Strategies that lock earlier — Pessimistic reads, Hybrid's retry — block the
+// adversary sooner.)
+func TestUpdateEscalatesAfterRepeatedConflicts(t *testing.T) {
+	for _, m := range allModes {
+		t.Run(m.name, func(t *testing.T) {
+			db := openMem(t, nil)
+			mustPut(t, db, "k", "0")
+			attempts, won := 0, 0
+			adversary := func() error {
+				return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, LockTimeout: 20 * time.Millisecond},
+					func(tx *txkv.Tx) error { return tx.Put([]byte("k"), fmt.Appendf(nil, "theirs%d", won+1)) })
+			}
+			err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+				attempts++
+				v, err := tx.Get([]byte("k"))
+				if err != nil {
+					return err
+				}
+				switch aerr := runElsewhere(t, adversary); {
+				case aerr == nil:
+					won++
+					if attempts > txkv.EscalateAfter {
+						t.Errorf("attempt %d is escalated, yet the adversary committed k", attempts)
+					}
+				case !errors.Is(aerr, txkv.ErrLockTimeout):
+					t.Errorf("attempt %d: the adversary got %v, want nil or ErrLockTimeout", attempts, aerr)
+				}
+				return tx.Put([]byte("k"), append(v, "+mine"...))
+			})
+			if err != nil {
+				t.Fatalf("Update: %v after %d attempts", err, attempts)
+			}
+			if attempts > txkv.EscalateAfter+1 {
+				t.Fatalf("Update took %d attempts, want at most %d", attempts, txkv.EscalateAfter+1)
+			}
+			want := "0+mine"
+			if won > 0 {
+				want = fmt.Sprintf("theirs%d+mine", won)
+			}
+			wantValue(t, db, "k", want)
+		})
+	}
+}
+
+// runElsewhere runs f in another goroutine and waits for it: the adversary's transaction
+// must not share the Update's goroutine-bound state.
+func runElsewhere(t *testing.T, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return recv(t, done, "the adversary")
 }
 
 func TestUpdateDoesNotRetryOtherErrors(t *testing.T) {

@@ -138,9 +138,10 @@ func Workloads() []Spec {
 	}
 }
 
-// Lookup finds a workload by name.
+// Lookup finds a workload by name: one of Workloads, or the hot counter
+// (CounterSpec).
 func Lookup(name string) (Spec, error) {
-	for _, s := range Workloads() {
+	for _, s := range append(Workloads(), CounterSpec()) {
 		if s.Name == name {
 			return s, nil
 		}

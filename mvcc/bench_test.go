@@ -85,7 +85,7 @@ func BenchmarkInstall(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		ts := s.Next()
 		s.Install(ts, []Write{{Key: keys[i%len(keys)], Value: val}})
-		s.Done(ts)
+		s.DoneDurable(ts)
 		if i%4096 == 4095 {
 			s.GC()
 		}
@@ -106,7 +106,7 @@ func BenchmarkInstallBatch10(b *testing.B) {
 		}
 		ts := s.Next()
 		s.Install(ts, ws)
-		s.Done(ts)
+		s.DoneDurable(ts)
 		if i%1024 == 1023 {
 			s.GC()
 		}

@@ -59,6 +59,17 @@
 // lets a committer wait until its own ts is below the watermark, so its next transaction reads
 // its writes.
 //
+// # The durable watermark
+//
+// A commit is installed (and its ts done) before its log record is durable: the engine releases
+// its locks then, so conflicting transactions do not queue behind an fsync. DurableTS is the
+// highest ts such that every ts <= it is done and, if it committed, durable (durable.go). The
+// log writer marks batches with MarkDurable; aborted timestamps, and every commit of a store
+// without a log, are marked by DoneDurable. DurableTS <= ReadTS. Readers remember the newest
+// memtable version that decided a read (Snapshot.Seen — a value, or a tombstone that hid a key)
+// and WaitDurable for it before reporting anything; if the log fails, FailDurable ends those
+// waits with its error. The GC watermark is capped by DurableTS (see "Garbage collection").
+//
 // Why reading at the watermark is serializable for read-only transactions: every committed
 // transaction with ts <= ReadTS is fully installed and none with ts > ReadTS is visible, so the
 // snapshot equals the state after the serial execution, in ts order, of a prefix of the
@@ -70,7 +81,7 @@
 //
 // Snapshot registers its ts in a registry, choosing ts = ReadTS at that moment, under the lock
 // of one of 16 registry shards (picked at random, so readers on different cores do not share a
-// lock). GCWatermark = min(oldest open snapshot, ReadTS): it reads ReadTS first, then visits
+// lock). GCWatermark = min(oldest open snapshot, ReadTS, DurableTS): it reads ReadTS first, then visits
 // every shard under its lock. A snapshot registered in a shard after the visit read ReadTS
 // later, so its ts is at least the watermark's; one registered before is seen. Because a new
 // snapshot's ts is ReadTS, which only grows, the GC watermark never exceeds an open snapshot and
@@ -104,7 +115,13 @@
 // # Garbage collection
 //
 // GC keeps, for every key, every version > GCWatermark plus the newest version <= it (readers
-// at ts >= watermark stop there), and drops the older ones. Two refinements:
+// at ts >= watermark stop there), and drops the older ones. The watermark never passes
+// DurableTS: a version may be dropped only when what supersedes it is durable. Otherwise a
+// checkpoint — which writes only durable versions, the newest <= its ts per key — would find
+// the key's dropped version gone, write an older one, and truncate the dropped version's log
+// record; a crash that then lost the superseding version would leave the rest of the dropped
+// version's transaction without it (a torn transaction; the kill -9 crash test found this).
+// Two refinements:
 //
 //   - Versions <= the safe flushed level (Base holds them and no reader from before the
 //     checkpoint is open) are dropped; a key with nothing left leaves the memtable.
@@ -125,6 +142,10 @@
 //  3. A memtable version is dropped only when no pinned reader could need it
 //     (TestFlushedWaitsForOldReaders, TestStressEpochFlush).
 //  4. ReadTS only moves forward and never passes a pending ts (TestOracleConcurrent).
+//  5. DurableTS only moves forward, never passes ReadTS nor a ts that committed and is not
+//     marked durable, and a failure stops it (TestDurableWatermark, TestFailDurable).
+//  6. GC never drops a version unless a durable version supersedes it
+//     (TestGCKeepsTheNewestDurableVersion).
 //
 // # References
 //

@@ -4,9 +4,20 @@ import (
 	"iter"
 )
 
-// GCWatermark returns min(oldest open snapshot's ts, ReadTS()). No open or future snapshot can
-// read below it, and it never decreases. A checkpoint must be taken at upTo <= GCWatermark().
-func (s *Store) GCWatermark() uint64 { return s.oldestSnapshot() }
+// GCWatermark returns min(oldest open snapshot's ts, DurableTS()) (and DurableTS <= ReadTS).
+// No open or future snapshot can read below it, and it never decreases. A checkpoint must be
+// taken at upTo <= GCWatermark().
+//
+// Why not above DurableTS: GC keeps, per key, the newest version <= the watermark and drops
+// the older ones. If that newest version were not durable yet, the version it supersedes could
+// be dropped before a checkpoint (which only writes durable versions) wrote it to Base — the
+// checkpoint would then write an older version of the key, truncate the log record of the
+// dropped one, and a crash that lost the newest would leave the older one beside the rest of
+// the dropped version's transaction: a torn transaction. Below DurableTS, whatever supersedes a
+// dropped version survives in the log.
+func (s *Store) GCWatermark() uint64 {
+	return min(s.oldestSnapshot(), s.durableTS.Load())
+}
 
 // GC drops the memtable versions no reader can see and returns how many it dropped. For each
 // key it keeps every version > GCWatermark plus the newest version <= it, except that:

@@ -130,7 +130,7 @@ func checkpoint(s *Store, b *mapBase) uint64 {
 func commit(s *Store, writes ...Write) uint64 {
 	ts := s.Next()
 	s.Install(ts, writes)
-	s.Done(ts)
+	s.DoneDurable(ts)
 	return ts
 }
 

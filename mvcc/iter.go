@@ -213,6 +213,9 @@ func (it *Iterator) Next() bool {
 			}
 			it.sources[i].pos++ // shadowed entries of lower precedence are consumed too
 		}
+		if picked == srcMem {
+			it.sn.note(pick.version) // a tombstone hides a key: it decided the read too
+		}
 		if pick.tomb {
 			continue
 		}

@@ -95,7 +95,7 @@ func iterModelRound(t *testing.T, seed uint64) {
 			ts := s.Next()
 			h.record(ts, dedupLast(ws))
 			s.Install(ts, ws)
-			s.Done(ts)
+			s.DoneDurable(ts)
 		case r < 8:
 			sn := s.Snapshot()
 			snaps = append(snaps, held{sn, viewAt(sn.TS())})

@@ -1,9 +1,6 @@
 package mvcc
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Next allocates the next commit timestamp. It stays pending — holding the read watermark
 // below it — until Done(ts).
@@ -21,6 +18,10 @@ func (s *Store) Next() uint64 {
 func (s *Store) Done(ts uint64) {
 	s.orc.Lock()
 	defer s.orc.Unlock()
+	s.doneLocked(ts)
+}
+
+func (s *Store) doneLocked(ts uint64) {
 	rts := s.readTS.Load()
 	if ts <= rts || ts > s.orc.last {
 		return
@@ -43,19 +44,27 @@ func (s *Store) advanceLocked(rts uint64) {
 		rts++
 	}
 	s.readTS.Store(rts)
-	if len(s.orc.waiters) == 0 {
-		return
+	s.orc.waiters = wake(s.orc.waiters, rts)
+	if len(s.orc.durable) > 0 {
+		s.advanceDurableLocked(s.durableTS.Load())
 	}
-	kept := s.orc.waiters[:0]
-	for _, w := range s.orc.waiters {
-		if w.ts <= rts {
+}
+
+// wake closes the channels of the waiters for a ts <= wm and returns the others.
+func wake(waiters []waiter, wm uint64) []waiter {
+	if len(waiters) == 0 {
+		return waiters
+	}
+	kept := waiters[:0]
+	for _, w := range waiters {
+		if w.ts <= wm {
 			close(w.ch)
 		} else {
 			kept = append(kept, w)
 		}
 	}
-	clear(s.orc.waiters[len(kept):])
-	s.orc.waiters = kept
+	clear(waiters[len(kept):])
+	return kept
 }
 
 // ReadTS returns the read watermark: every ts <= it is done, so a snapshot at it sees a
@@ -69,34 +78,5 @@ func (s *Store) WaitVisible(ctx context.Context, ts uint64) error {
 	if s.readTS.Load() >= ts {
 		return nil
 	}
-	s.orc.Lock()
-	if s.readTS.Load() >= ts {
-		s.orc.Unlock()
-		return nil
-	}
-	if ts > s.orc.last {
-		last := s.orc.last
-		s.orc.Unlock()
-		return fmt.Errorf("%w: WaitVisible(%d), last allocated %d", ErrUnknownTS, ts, last)
-	}
-	w := waiter{ts: ts, ch: make(chan struct{})}
-	s.orc.waiters = append(s.orc.waiters, w)
-	s.orc.Unlock()
-
-	select {
-	case <-w.ch:
-		return nil
-	case <-ctx.Done():
-	}
-	// Cancelled: leave the queue. If the watermark got there meanwhile, report success, so the
-	// outcome is exactly one of "visible" or "cancelled and not waiting any more".
-	s.orc.Lock()
-	defer s.orc.Unlock()
-	for i, x := range s.orc.waiters {
-		if x.ch == w.ch {
-			s.orc.waiters = append(s.orc.waiters[:i], s.orc.waiters[i+1:]...)
-			return ctx.Err()
-		}
-	}
-	return nil // already woken
+	return s.waitMark(ctx, ts, &s.readTS, &s.orc.waiters, "WaitVisible")
 }

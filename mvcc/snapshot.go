@@ -12,6 +12,9 @@ type Snapshot struct {
 	shard  uint8 // the registry shard it is registered in
 	latest bool
 	closed atomic.Bool
+	// seen is the newest memtable version (value or tombstone) a read through this snapshot
+	// returned or was decided by: what a reader must wait to be durable (DurableTS).
+	seen uint64
 }
 
 // Snapshot registers a reader at ts = ReadTS() and pins the current epoch. The GC watermark
@@ -40,6 +43,13 @@ func (s *Store) OpenLatest(sn *Snapshot) { s.register(sn, false) }
 
 // TS returns the snapshot's read timestamp (math.MaxUint64 for Latest).
 func (sn *Snapshot) TS() uint64 { return sn.ts }
+
+// Seen returns the newest memtable version — a value or a tombstone — that decided a read
+// through this snapshot or its iterators (0 if none did). A reader that acknowledges what it
+// read waits for WaitDurable(Seen()) first. (Versions read from Base are durable already.)
+func (sn *Snapshot) Seen() uint64 { return sn.seen }
+
+func (sn *Snapshot) note(ts uint64) { sn.seen = max(sn.seen, ts) }
 
 // Close unregisters the snapshot and unpins its epoch. It is idempotent. If it was the last
 // reader holding back a Flushed removal, Close performs that removal (one pass over the
@@ -70,6 +80,7 @@ func (sn *Snapshot) Get(key []byte) (value []byte, version uint64, ok bool, err 
 	s := sn.s
 	if c := s.lookup(key); c != nil {
 		if v := c.visible(sn.ts); v != nil {
+			sn.note(v.ts)
 			if v.tomb {
 				return nil, 0, false, nil
 			}

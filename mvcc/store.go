@@ -136,16 +136,22 @@ type Store struct {
 	// and the shard (index.go).
 	index index
 
-	// orc guards the oracle: the last allocated ts, the done marks above the watermark and the
-	// WaitVisible waiters.
+	// orc guards the oracle: the last allocated ts, the done and durable marks above the
+	// watermarks, the waiters of both and the durability failure (durable.go).
 	orc struct {
 		sync.Mutex
 		last    uint64              // highest ts handed out by Next (or restored)
 		done    map[uint64]struct{} // done timestamps > readTS
 		waiters []waiter
+		durable map[uint64]struct{} // timestamps marked durable, > durableTS
+		dwait   []waiter            // WaitDurable calls
+		failed  error               // FailDurable's error: durableTS never moves again
 	}
 	// readTS is the read watermark; written only under orc, read lock-free.
 	readTS atomic.Uint64
+	// durableTS is the durable watermark (durable.go): every ts <= it is done and, if it
+	// committed, durable. <= readTS. Written only under orc, read lock-free.
+	durableTS atomic.Uint64
 
 	// reg is the registry of open readers and their epoch pins (registry.go).
 	reg registry
@@ -172,12 +178,15 @@ func NewStore(base Base, lastTS uint64, opts *Options) *Store {
 	s.index.init()
 	s.orc.last = lastTS
 	s.orc.done = make(map[uint64]struct{})
+	s.orc.durable = make(map[uint64]struct{})
 	s.readTS.Store(lastTS)
+	s.durableTS.Store(lastTS)
 	return s
 }
 
 // Replay installs a record recovered from the log (single-threaded, before any other use). The
-// oracle is moved past ts if needed, so ReadTS() >= ts afterwards.
+// oracle is moved past ts if needed, so ReadTS() >= ts and DurableTS() >= ts afterwards: a
+// recovered record is durable.
 func (s *Store) Replay(ts uint64, writes []Write) {
 	s.Install(ts, writes)
 	s.orc.Lock()
@@ -193,6 +202,12 @@ func (s *Store) Replay(ts uint64, writes []Write) {
 		}
 		s.advanceLocked(ts)
 	}
+	for d := range s.orc.durable {
+		if d <= ts {
+			delete(s.orc.durable, d)
+		}
+	}
+	s.advanceDurableLocked(max(ts, s.durableTS.Load()))
 }
 
 // Install adds the versions of a committed transaction at ts (a tombstone for a Delete). Keys

@@ -73,7 +73,7 @@ func TestLatestSeesInstalledBeforeDone(t *testing.T) {
 	eq(t, "v2@2", getStr(t, latest, "k"))
 	eq(t, 1, s.Stats().ActiveSnapshots)
 	eq(t, 2, s.Stats().Pinned)
-	s.Done(ts)
+	s.DoneDurable(ts)
 }
 
 func TestInstallCopiesAndOrdersVersions(t *testing.T) {
@@ -85,7 +85,7 @@ func TestInstallCopiesAndOrdersVersions(t *testing.T) {
 	s.Install(4, []Write{put("k", "v4"), put("k", "v4b")}) // same ts twice: the later wins
 	for ts := uint64(1); ts <= 5; ts++ {
 		s.Next()
-		s.Done(ts)
+		s.DoneDurable(ts)
 	}
 	sn := s.Snapshot()
 	defer sn.Close()
@@ -166,7 +166,7 @@ func TestSnapshotIsolationConcurrentInstalls(t *testing.T) {
 					ws[k] = put(fmt.Sprintf("k%02d", k), fmt.Sprint(ts))
 				}
 				s.Install(ts, ws)
-				s.Done(ts)
+				s.DoneDurable(ts)
 				if i%50 == 0 {
 					s.GC()
 				}

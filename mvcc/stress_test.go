@@ -65,7 +65,7 @@ func TestStressEpochFlush(t *testing.T) {
 				ts := s.Next()
 				h.record(ts, ws)
 				s.Install(ts, ws)
-				s.Done(ts)
+				s.DoneDurable(ts)
 			}
 		}()
 	}

@@ -14,7 +14,7 @@ import (
 // it never runs on the commit path itself.
 //
 //	commit ──maybeKick──▶ kick (cap 1) ──▶ run(): GC; still over? then if durable:
-//	    c = GCWatermark
+//	    c = min(GCWatermark, DurableTS)
 //	    wal.Checkpoint(c, newest version <= c of each key)   bbolt txs in chunks
 //	    store.Flushed(c)   memtable drops them once old readers are gone
 //	      (under its limit: FlushedTombstones(c), only the deletions leave)
@@ -183,7 +183,10 @@ func (db *DB) checkpointLocked() error {
 	// last run's own means a reader older than that run is still open.
 	blocked := db.store.Stats().PendingFlushes > b2i(c.flushed)
 	prev := db.log.CheckpointTS()
-	upTo := db.store.GCWatermark()
+	// Only durable versions may reach the base: a version whose log record
+	// could still be lost would survive a crash in the base, half of its
+	// transaction perhaps not.
+	upTo := min(db.store.GCWatermark(), db.store.DurableTS())
 	evict := db.store.MemBytes() > db.cfg.MemtableBytes
 	if upTo > prev {
 		entries := changedSince(prev, db.store.CheckpointEntries(upTo))

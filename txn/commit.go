@@ -11,18 +11,26 @@ import (
 	"github.com/txkv/txkv/wal"
 )
 
-// Commit makes the transaction's writes durable and visible, following the
-// one protocol every strategy shares (DESIGN §3):
+// Commit makes the transaction's writes visible and durable, following the
+// one protocol every strategy shares (see the package doc, "The commit
+// protocol" and "Visible before durable"):
 //
 //  1. lock the write set exclusively, in key order;
 //  2. take the commit timestamp (the serialization point);
 //  3. validate optimistic reads and scanned ranges;
-//  4. append the commit record to the log and wait until it is durable;
-//  5. install the versions at ts and mark ts done;
-//  6. release every lock.
+//  4. enqueue the commit record in the log (group commit batches it);
+//  5. install the versions at ts, mark ts done, release every lock — the
+//     writes are visible now, not yet durable;
+//  6. wait until the record's batch is durable, then return.
 //
-// On any error the transaction is rolled back. Commit returns after its
-// writes are visible to every transaction that begins afterwards.
+// Releasing the locks before the fsync (early lock release) is what lets
+// conflicting transactions proceed while this one's batch is written. It is
+// safe because nothing that depends on this commit is acknowledged first: a
+// read-write transaction that saw these writes enqueues its own record later
+// (same batch or a later one), and a reader that saw them waits for the
+// durable watermark before it returns (settleLocked). On any error the
+// transaction is rolled back. Commit returns after its writes are durable
+// and visible to every transaction that begins afterwards.
 func (tx *Tx) Commit() error {
 	if tx.managed {
 		return ErrTxManaged
@@ -50,21 +58,49 @@ func (tx *Tx) commit() error {
 	tx.inCommit = true
 	ts := tx.db.store.Next()
 	if err := tx.validateLocked(writes); err != nil {
-		tx.db.store.Done(ts)
+		tx.db.store.DoneDurable(ts) // aborted: nothing to persist
 		tx.noteConflictLocked(err)
+		tx.noteLostTo(err, ts)
 		return tx.failLocked(err)
 	}
 	crashpoint.Hit(crashpoint.TxnBeforeAppend)
-	if err := tx.db.appendLog(ts, tx.id, writes); err != nil {
-		tx.db.store.Done(ts)
+	pending, err := tx.db.enqueueLog(ts, tx.id, writes)
+	if err != nil {
+		tx.db.store.DoneDurable(ts)
 		return tx.failLocked(err)
 	}
 	crashpoint.Hit(crashpoint.TxnAfterAppend)
+	tx.installLocked(ts, writes)
+	return tx.awaitDurableLocked(ts, pending)
+}
+
+// installLocked is step 5: the versions go into the memtable at ts, the
+// change-stream hub gets the record (before Done: see "Ordering" in
+// watch.go), ts is marked done and every lock is released — waiters are
+// granted now, while the record is still being written.
+func (tx *Tx) installLocked(ts uint64, writes []mvcc.Write) {
 	tx.db.store.Install(ts, writes)
 	crashpoint.Hit(crashpoint.TxnMidInstall)
-	tx.db.watch.publish(ts, writes) // before Done: see "Ordering" in watch.go
-	tx.db.store.Done(ts)
-	tx.finishLocked(true)
+	tx.db.watch.publish(ts, writes)
+	if tx.db.log == nil {
+		tx.db.store.DoneDurable(ts) // in memory, installed is as durable as it gets
+	} else {
+		tx.db.store.Done(ts)
+	}
+	tx.releaseLocked()
+}
+
+// awaitDurableLocked is step 6. If the batch fails, the versions stay
+// installed but are never reported: the log is poisoned, every reader that
+// saw them gets ErrLogFailed from its own wait, and the DB refuses writes.
+func (tx *Tx) awaitDurableLocked(ts uint64, pending wal.Pending) error {
+	crashpoint.Hit(crashpoint.TxnBeforeDurable)
+	if err := pending.Wait(); err != nil {
+		tx.reason = classify(err)
+		tx.endLocked(false)
+		return err
+	}
+	tx.endLocked(true)
 	// Read-your-writes: wait until every earlier commit is done too, so a
 	// transaction begun after Commit returns sees this one. The commit is
 	// durable already; cancellation must not turn it into a failure.
@@ -82,6 +118,8 @@ func (tx *Tx) commit() error {
 // current, so every read holds at this moment. No timestamp is needed: a
 // committer that has not taken one yet serializes after this moment, and
 // one that has is installed or still in the committing set.
+//
+// Before it reports success it waits until what it read is durable.
 func (tx *Tx) commitReadOnlyLocked() error {
 	if tx.latestReads && tx.iso == Serializable && !(tx.strategy == Pessimistic) {
 		if err := tx.validateReadsLocked(); err != nil {
@@ -93,7 +131,13 @@ func (tx *Tx) commitReadOnlyLocked() error {
 			return tx.failLocked(err)
 		}
 	}
-	tx.finishLocked(true)
+	tx.releaseLocked()
+	if err := tx.settleLocked(); err != nil {
+		tx.reason = classify(err)
+		tx.endLocked(false)
+		return err
+	}
+	tx.endLocked(true)
 	return nil
 }
 
@@ -182,13 +226,29 @@ func (tx *Tx) rangeConflict(r keyRange, reason string) error {
 	return &ConflictError{TxID: tx.id, Key: r.start, End: r.end, Range: true, Reason: reason}
 }
 
-// appendLog is step 4: the record goes to the group-committed log and
-// returns once durable. In-memory databases have no log.
-func (db *DB) appendLog(ts, id uint64, writes []mvcc.Write) error {
+// enqueueLog is step 4: the record joins the group-committed log's queue;
+// the returned Pending learns when it is durable. In-memory databases have no
+// log: the zero Pending is "durable at once".
+func (db *DB) enqueueLog(ts, id uint64, writes []mvcc.Write) (wal.Pending, error) {
 	if db.log == nil {
-		return nil
+		return wal.Pending{}, nil
 	}
-	return db.log.Append(&wal.Record{TS: ts, TxnID: id, Ops: writesToOps(writes)})
+	return db.log.Enqueue(&wal.Record{TS: ts, TxnID: id, Ops: writesToOps(writes)})
+}
+
+// noteLostTo records in a validation failure the commit timestamp it lost
+// to, which the retry's snapshot must include (see Update: no doomed
+// retries): a changed key's newest version; for a key locked by a committer
+// with a smaller timestamp, or a range, at least our own (aborted) ts.
+func (tx *Tx) noteLostTo(err error, ts uint64) {
+	var ce *ConflictError
+	if !errors.As(err, &ce) {
+		return
+	}
+	ce.lostTo = ts
+	if !ce.Range && len(ce.Key) > 0 {
+		ce.lostTo = max(ts, tx.db.store.NewestVersion(ce.Key))
+	}
 }
 
 // noteConflictLocked counts a validation failure and heats the key it

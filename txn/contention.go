@@ -111,7 +111,10 @@ type window struct {
 	buckets [windowSeconds]windowBucket
 	now     func() int64 // seconds (tests replace it); by default clock.sec
 	steer   steering
-	clock   struct {
+	// recent says which keys were written lately (recentWrites); the
+	// clock goroutine samples the read watermark for it.
+	recent recentWrites
+	clock  struct {
 		sec  atomic.Int64 // whole seconds since the window started
 		quit chan struct{}
 		wg   sync.WaitGroup
@@ -155,6 +158,7 @@ func (w *window) tick(start time.Time) {
 		select {
 		case <-t.C:
 			w.clock.sec.Store(int64(time.Since(start) / time.Second))
+			w.recent.sample()
 		case <-w.clock.quit:
 			return
 		}
@@ -207,6 +211,39 @@ func (w *window) Rate() float64 {
 		return 0
 	}
 	return float64(conflicts) / float64(attempts)
+}
+
+// recentWrites tells which keys were written in about the last second,
+// with no work on the commit path: the window's clock samples the read
+// watermark four times a second, and a key was written lately if its newest
+// version is above the sample of a second ago. Hybrid and Adaptive, when
+// they run a transaction pessimistically, read such keys under an exclusive
+// lock instead of a shared one: a key that is being written is likely to be
+// written by the reader too, and two readers holding S that both upgrade to
+// X deadlock (the conversion deadlock). Plain Pessimistic stays strict 2PL.
+type recentWrites struct {
+	readTS  func() uint64 // the store's read watermark; nil until the DB sets it
+	samples [recentSamples]uint64
+	next    int           // the clock goroutine's own: where the next sample goes
+	floor   atomic.Uint64 // the oldest sample: versions above it are recent
+}
+
+const recentSamples = 4 // one second of quarter-second ticks
+
+// sample records the read watermark (called by the clock goroutine only).
+func (r *recentWrites) sample() {
+	if r.readTS == nil {
+		return
+	}
+	r.samples[r.next] = r.readTS()
+	r.next = (r.next + 1) % recentSamples
+	r.floor.Store(r.samples[r.next]) // the oldest one left
+}
+
+// written reports whether a key whose newest version is newest was written
+// lately. Before the first second has passed, every version counts.
+func (r *recentWrites) written(newest uint64) bool {
+	return newest > r.floor.Load()
 }
 
 // committingSet holds the transactions that have begun to take their commit

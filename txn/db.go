@@ -82,6 +82,7 @@ func Open(path string, cfg Config) (*DB, error) {
 	})
 	db.watch = newWatchHub(db)
 	db.ckpt.start(db)
+	db.window.recent.readTS = db.store.ReadTS
 	db.window.start()
 	return db, nil
 }
@@ -97,6 +98,11 @@ func (db *DB) openStorage(path string) error {
 		Sync:         db.cfg.Sync,
 		Logger:       db.cfg.Logger,
 		BeforeCommit: db.cfg.BeforeLogCommit,
+
+		// The durable watermark (mvcc/durable.go) follows the log writer. The
+		// store exists before the first record is enqueued.
+		OnDurable: func(ts []uint64) { db.store.MarkDurable(ts) },
+		OnFailed:  func(err error) { db.store.FailDurable(err) },
 
 		// The log kept behind the checkpoint for Watch (watch.go).
 		RetainRecords: max(db.cfg.WatchRetainRecords, 0), RetainBytes: db.cfg.WatchRetainBytes,
@@ -329,13 +335,26 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 	db.store.OpenSnapshot(&sn)
 	defer sn.Close()
 	v, _, ok, err := sn.Get(key)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case !ok:
+	}
+	if err := db.settle(sn.Seen()); err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrNotFound
 	}
 	return cloneBytes(v), nil
+}
+
+// settle waits until version seen is durable (see Tx.settleLocked); one
+// atomic load when it is.
+func (db *DB) settle(seen uint64) error {
+	if seen <= db.store.DurableTS() {
+		return nil
+	}
+	db.stats.durabilityWaits.Add(1)
+	return db.store.WaitDurable(context.Background(), seen)
 }
 
 // sinceOpen is a monotonic clock in nanoseconds, 8 bytes where a time.Time

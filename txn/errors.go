@@ -42,6 +42,10 @@ type ConflictError struct {
 	End    []byte // for range reasons: the end of the scanned range (nil = open)
 	Range  bool
 	Reason string
+
+	// lostTo is the commit timestamp the transaction lost to (0: unknown).
+	// Update's retry starts from a snapshot that includes it.
+	lostTo uint64
 }
 
 func (e *ConflictError) Error() string {

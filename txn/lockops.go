@@ -128,13 +128,17 @@ func (tx *Tx) readLockedKeyLocked(key []byte) ([]byte, uint64, bool, error) {
 
 // latestReader returns a reader of the latest installed versions: the
 // transaction's own reader when it already is one (strict 2PL), otherwise a
-// short-lived one the caller closes with done.
+// short-lived one the caller closes with done (which keeps what it saw: see
+// settleLocked).
 func (tx *Tx) latestReader() (rd *mvcc.Snapshot, done func()) {
 	if tx.snap.TS() == math.MaxUint64 {
 		return &tx.snap, func() {}
 	}
 	rd = tx.db.store.Latest()
-	return rd, rd.Close
+	return rd, func() {
+		tx.maxSeen = max(tx.maxSeen, rd.Seen())
+		rd.Close()
+	}
 }
 
 // KV is a key, its value and its version, as ScanForUpdate returns them.

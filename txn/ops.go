@@ -59,7 +59,7 @@ func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok 
 	switch {
 	case tx.readOnly:
 	case tx.locking() && tx.iso == Serializable:
-		if err := tx.lockLocked(lockmgr.Point(key), lockmgr.Shared, lockmgr.Block, tx.timeout); err != nil {
+		if err := tx.lockLocked(lockmgr.Point(key), tx.readMode(key), lockmgr.Block, tx.timeout); err != nil {
 			return nil, 0, false, err
 		}
 	case tx.hotLocked(key):
@@ -74,6 +74,22 @@ func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok 
 		tx.recordRead(key)
 	}
 	return tx.saw(tx.snap.Get(key))
+}
+
+// readMode is the lock a pessimistic read takes: shared (strict 2PL), except
+// that Hybrid and Adaptive, when they run a transaction pessimistically,
+// read a key written lately exclusively — it will probably be written again,
+// and upgrading S to X is how two such readers deadlock (recentWrites). A
+// key the retry plan locked already keeps the plan's mode: the plan knows
+// from the failed attempt whether the key is written.
+func (tx *Tx) readMode(key []byte) lockmgr.Mode {
+	if tx.requested != Hybrid && tx.requested != Adaptive || tx.prelocked(key) {
+		return lockmgr.Shared
+	}
+	if tx.db.window.recent.written(tx.db.store.NewestVersion(key)) {
+		return lockmgr.Exclusive
+	}
+	return lockmgr.Shared
 }
 
 // saw passes a read's results through, remembering the newest version the
@@ -91,7 +107,7 @@ func (tx *Tx) hotLocked(key []byte) bool {
 	if !tx.adaptive {
 		return false
 	}
-	hot := tx.db.isHot(key) || slices.ContainsFunc(tx.hotX, func(k []byte) bool { return bytes.Equal(k, key) })
+	hot := tx.db.isHot(key) || slices.ContainsFunc(tx.hotX(), func(k []byte) bool { return bytes.Equal(k, key) })
 	if hot {
 		tx.db.window.steer.adaptive.noteHotLock() // what locking costs, for the steering
 	}
@@ -105,7 +121,7 @@ func (db *DB) isHot(key []byte) bool {
 }
 
 func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
-	for _, k := range tx.hotX {
+	for _, k := range tx.hotX() {
 		if bytes.Equal(k, key) {
 			return lockmgr.Exclusive
 		}

@@ -59,6 +59,7 @@ type counters struct {
 	lockTimeouts, notAvailable, retries atomic.Uint64
 	versionMismatches                   atomic.Uint64
 	checkpoints                         atomic.Uint64
+	durabilityWaits                     atomic.Uint64
 	perTx                               [statShards]txCounters
 }
 
@@ -166,10 +167,18 @@ type Stats struct {
 	WALBatches    uint64  // group-commit batches written
 	WALRecords    uint64  // commit records written
 	MeanBatchSize float64 // records per batch
+	// WALQueued is the number of commit records enqueued and waiting for the
+	// next batch: installed and visible, not yet durable (their committers
+	// wait). The batch being written is not counted.
+	WALQueued     int
 	Fsyncs        uint64
 	Checkpoints   uint64
 	MemtableBytes int64
-	ReadTS        uint64 // the read watermark
+	ReadTS        uint64 // the read watermark: commits at or below it are visible
+	DurableTS     uint64 // the durable watermark: commits at or below it are also durable
+	// DurabilityWaits counts readers (View, DB.Get, read-only commits, …) that saw a
+	// version above DurableTS and waited for it before returning.
+	DurabilityWaits uint64
 }
 
 // noteEnd counts a finished transaction, and feeds the conflict window.
@@ -217,10 +226,10 @@ func (db *DB) Stats() Stats {
 		Commits: t.commits, Aborts: t.aborts, Conflicts: c.conflicts.Load(),
 		Deadlocks: c.deadlocks.Load(), LockTimeouts: c.lockTimeouts.Load(),
 		Retries: c.retries.Load(), NotAvailable: c.notAvailable.Load(),
-		VersionMismatches: c.versionMismatches.Load(),
-		Reads:             t.reads, Writes: t.writes, ConflictRate: db.window.Rate(),
+		VersionMismatches: c.versionMismatches.Load(), DurabilityWaits: c.durabilityWaits.Load(),
+		Reads: t.reads, Writes: t.writes, ConflictRate: db.window.Rate(),
 		Checkpoints: c.checkpoints.Load(), MemtableBytes: db.store.MemBytes(),
-		ReadTS: db.store.ReadTS(), ByStrategy: make(map[string]StrategyStats),
+		ReadTS: db.store.ReadTS(), DurableTS: db.store.DurableTS(), ByStrategy: make(map[string]StrategyStats),
 		AbortsByReason: make(map[string]uint64, numReasons),
 	}
 	if s.Writes > 0 {
@@ -277,4 +286,5 @@ func (db *DB) addLogStats(s *Stats) {
 	ls := db.log.Stats()
 	s.WALBatches, s.WALRecords, s.Fsyncs = ls.Batches, ls.Records, ls.Fsyncs
 	s.MeanBatchSize = ls.MeanBatch()
+	s.WALQueued = ls.Queued
 }

@@ -405,7 +405,7 @@ func TestHybridPlanRetry(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	for _, st := range []Strategy{Pessimistic, Hybrid} {
-		tx, err := db.begin(context.Background(), &TxOptions{Strategy: Hybrid}, true, &retryPlan{pre: []prelock{}})
+		tx, err := db.begin(context.Background(), &TxOptions{Strategy: Hybrid}, true, &retryPlan{pessimistic: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -413,10 +413,10 @@ func TestHybridPlanRetry(t *testing.T) {
 		if err := tx.Put([]byte("w"), []byte("v")); err != nil {
 			t.Fatal(err)
 		}
-		next := db.planRetry(tx)
+		next := db.planRetry(tx, ErrConflict, 1)
 		_ = tx.rollback()
 		switch {
-		case next.plan == nil || next.plan.pre == nil:
+		case next.plan == nil || !next.plan.pessimistic:
 			t.Errorf("%v attempt: plan %+v, want a pessimistic retry", st, next.plan)
 		case st == Pessimistic && len(next.plan.pre) != 0:
 			t.Errorf("pessimistic attempt: prelocks %v, want none", next.plan.pre)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,7 +47,7 @@ type Tx struct {
 	writes   mvcc.WriteSet // the zero value is empty and allocates nothing
 	reads    [][]byte      // keys read from the snapshot, validated at commit (Serializable OCC)
 	ranges   []keyRange    // ranges scanned from the snapshot, validated at commit
-	hotX     [][]byte      // Adaptive retry: keys the failed attempt wrote (locked X when hot)
+	plan     *retryPlan    // how a failed Update attempt told this one to run (nil: as asked)
 	// tried holds the keys this attempt locked with NoWait or SkipLocked.
 	// A Hybrid retry does not prelock them: fn asks for them again with its
 	// own policy, and a blocking prelock would make a SKIP LOCKED worker
@@ -53,9 +55,10 @@ type Tx struct {
 	tried   map[string]struct{}
 	nReads  int32 // key reads and writes, summed into the DB's counters at the end
 	nWrites int32
-	// maxSeen is the newest version any read returned. Reads of the latest
-	// version (under locks) can see a commit whose timestamp is above the
-	// read watermark — installed, not yet visible to snapshots.
+	// maxSeen is the newest version any read returned or was decided by (a
+	// tombstone). Reads of the latest version (under locks) can see a commit
+	// whose timestamp is above the read watermark — installed, not yet
+	// visible to snapshots; and any read can see one not yet durable.
 	maxSeen  uint64
 	done     bool
 	locked   bool        // the transaction may hold locks
@@ -101,8 +104,25 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 
 // retryPlan is what a failed Update attempt tells the next one.
 type retryPlan struct {
-	pre  []prelock // non-nil: run pessimistically, locking these first (Hybrid fallback)
-	hotX [][]byte  // Adaptive: keys the failed attempt wrote
+	pessimistic bool      // run pessimistically (Hybrid's fallback)
+	pre         []prelock // locks taken first, in key order (Hybrid, escalation)
+	hotX        [][]byte  // Adaptive: keys the failed attempt wrote (locked X when hot)
+}
+
+// hotX returns the keys an Adaptive retry locks X when it reads them.
+func (tx *Tx) hotX() [][]byte {
+	if tx.plan == nil {
+		return nil
+	}
+	return tx.plan.hotX
+}
+
+// prelocked reports whether the transaction's plan locked key before it ran.
+func (tx *Tx) prelocked(key []byte) bool {
+	if tx.plan == nil {
+		return false
+	}
+	return slices.ContainsFunc(tx.plan.pre, func(p prelock) bool { return bytes.Equal(p.key, key) })
 }
 
 func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *retryPlan) (*Tx, error) {
@@ -118,10 +138,10 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 	}
 	var pre []prelock
 	if plan != nil {
-		pre, tx.hotX = plan.pre, plan.hotX
-	}
-	if pre != nil {
-		tx.strategy, tx.adaptive = Pessimistic, false // a Hybrid retry
+		pre, tx.plan = plan.pre, plan
+		if plan.pessimistic {
+			tx.strategy, tx.adaptive = Pessimistic, false // a Hybrid retry
+		}
 	}
 	label := ""
 	if opts != nil {
@@ -134,8 +154,35 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 		if err := tx.lockPrelocks(pre); err != nil {
 			return nil, err
 		}
+		tx.refreshSnapshot(pre)
 	}
 	return tx, nil
+}
+
+// refreshSnapshot re-opens a snapshot reader after the prelocks, at a
+// timestamp that includes the newest version of every prelocked key. Those
+// keys cannot change while the locks are held, so the snapshot's reads of
+// them stay current until commit: an escalated optimistic retry validates
+// them without failing, and a Snapshot-isolation retry writes them without a
+// first-updater-wins conflict. (A reader of the latest versions — strict
+// 2PL — needs nothing.)
+func (tx *Tx) refreshSnapshot(pre []prelock) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.done || tx.snap.TS() == math.MaxUint64 {
+		return
+	}
+	var newest uint64
+	for _, p := range pre {
+		newest = max(newest, tx.db.store.NewestVersion(p.key))
+	}
+	if newest <= tx.snap.TS() {
+		return
+	}
+	_ = tx.db.store.WaitVisible(tx.ctx, newest) // installed and released: done soon
+	tx.snap.Close()
+	tx.snap = mvcc.Snapshot{}
+	tx.db.store.OpenSnapshot(&tx.snap)
 }
 
 // Conflict-rate thresholds of the decision guide: below lowConflict
@@ -307,8 +354,14 @@ func (tx *Tx) usableLocked() error {
 }
 
 // failLocked rolls the transaction back after an error that ends it
-// (deadlock victim, cancelled context, conflict, failed log write).
+// (deadlock victim, cancelled context, conflict, failed log write). A
+// transaction ended by a retryable error stays ended by it: every later
+// call returns that error (errors.Is ErrDeadlock or ErrConflict), so an
+// Update whose callback dropped the first one still retries.
 func (tx *Tx) failLocked(err error) error {
+	if tx.abortErr == nil && IsRetryable(err) {
+		tx.abortErr = err
+	}
 	if !tx.done {
 		tx.reason = classify(err)
 		tx.finishLocked(false)
@@ -316,10 +369,20 @@ func (tx *Tx) failLocked(err error) error {
 	return err
 }
 
-// finishLocked releases everything the transaction holds. committed says
-// whether it ends by commit (for the statistics).
+// finishLocked releases everything the transaction holds and ends it.
+// committed says whether it ends by commit (for the statistics).
 func (tx *Tx) finishLocked(committed bool) {
+	tx.releaseLocked()
+	tx.endLocked(committed)
+}
+
+// releaseLocked is the first half of the end: the transaction is done, its
+// reader closed, its locks released and it leaves the committing set. A
+// committer calls it right after installing (early lock release) and ends
+// only once its record is durable.
+func (tx *Tx) releaseLocked() {
 	tx.done = true
+	tx.maxSeen = max(tx.maxSeen, tx.snap.Seen())
 	tx.snap.Close()
 	if tx.locked || tx.labeled {
 		// ReleaseAll also forgets the label SetLabel recorded at Begin,
@@ -329,6 +392,11 @@ func (tx *Tx) finishLocked(committed bool) {
 	if tx.inCommit {
 		tx.db.committing.remove(tx.id) // after install and release
 	}
+}
+
+// endLocked is the second half: the transaction unbinds from its context,
+// is counted and leaves the running set (Close waits for that).
+func (tx *Tx) endLocked(committed bool) {
 	stopped := tx.stopAfter()
 	tx.cancelCtx(nil)
 	// Real-time order (linearizability of CompareAndSwap, strict
@@ -345,6 +413,16 @@ func (tx *Tx) finishLocked(committed bool) {
 	// run, and Close (which lists running transactions only after setting
 	// closed) did not list it. See View.
 	tx.recyclable = stopped && !tx.db.closed.Load()
+}
+
+// settleLocked waits until every version the transaction saw is durable —
+// what a reader does before it acknowledges anything (a read-only commit,
+// an Update returning its callback's error). A version at or below the
+// durable watermark costs one atomic load. It fails with the log's error
+// (ErrLogFailed) if the log failed before that version became durable: the
+// version was installed but will not survive, so nothing may report it.
+func (tx *Tx) settleLocked() error {
+	return tx.db.settle(max(tx.maxSeen, tx.snap.Seen()))
 }
 
 // Rollback ends the transaction without committing. It is safe after Commit
@@ -364,6 +442,23 @@ func (tx *Tx) rollback() error {
 	}
 	tx.finishLocked(false)
 	return nil
+}
+
+// rollbackSettled rolls back a managed transaction whose callback failed
+// with err, and returns err once what the transaction read is durable (the
+// error may rest on it); if the log failed first, the log's error joins it.
+func (tx *Tx) rollbackSettled(err error) error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if !tx.done {
+		tx.releaseLocked()
+		serr := tx.settleLocked()
+		tx.endLocked(false)
+		if serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return err
 }
 
 // locking reports whether plain reads and writes take locks (strict 2PL).

@@ -15,6 +15,19 @@ import (
 // again, up to the retry policy's MaxAttempts. Any other error, and a panic
 // (re-raised), rolls back. Commit and Rollback inside fn return ErrTxManaged.
 //
+// Retries are planned so that contention cannot exhaust them:
+//
+//   - No doomed retries: a retry after a conflict starts from a snapshot
+//     that includes the commit it lost to (it waits for that commit to be
+//     visible if it is not yet), so it does not read the old version again.
+//   - Escalation: from attempt EscalateAfter+1 on, a retry first takes, in
+//     key order, the locks the failed attempt needed — exclusive on the keys
+//     it wrote or was waiting to write, shared on the keys it read — and
+//     reads them under those locks (the Hybrid rule, applied to every
+//     strategy). A transaction that keeps losing on the same keys then
+//     queues for them instead of losing again: with the default policy a
+//     read-modify-write of one hot key does not fail under contention.
+//
 // Hybrid transactions run their first attempt optimistically; after a
 // conflict, the retry runs pessimistically and first locks, in key order, the
 // keys the failed attempt read (shared) and wrote (exclusive). The DB
@@ -40,12 +53,12 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 	if hybrid != nil {
 		var pessimistic bool
 		if pessimistic, measured = hybrid.start(); pessimistic {
-			next.plan = &retryPlan{pre: []prelock{}} // start pessimistic, nothing to prelock yet
+			next.plan = &retryPlan{pessimistic: true} // start pessimistic, nothing to prelock yet
 		}
 	}
 	for attempt := 1; ; attempt++ {
 		var err error
-		next, err = db.attempt(ctx, opts, next, fn)
+		next, err = db.attempt(ctx, opts, next, attempt, fn)
 		if err == nil || IsRetryable(err) {
 			if attempt == 1 && measured {
 				hybrid.firstAttempt(err != nil)
@@ -61,12 +74,30 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 		if err := sleepBackoff(ctx, policy, attempt); err != nil {
 			return err
 		}
+		if err := db.waitLostTo(ctx, err); err != nil {
+			return err
+		}
 	}
 }
 
+// EscalateAfter is how many failed attempts of an Update run as planned
+// before the next one takes its locks first (see Update).
+const EscalateAfter = 2
+
+// waitLostTo waits until the commit a conflict lost to is visible, so the
+// retry's snapshot includes it.
+func (db *DB) waitLostTo(ctx context.Context, err error) error {
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.lostTo <= db.store.ReadTS() {
+		return nil
+	}
+	return db.store.WaitVisible(ctx, ce.lostTo)
+}
+
 // nextAttempt is what a failed Update attempt tells the next one: the plan
-// begin applies (a Hybrid-style pessimistic retry, or Adaptive's hot written
-// keys) and MOCC's retrospective lock list, taken in key order before fn runs.
+// begin applies (a Hybrid-style pessimistic retry, an escalated retry, or
+// Adaptive's hot written keys) and MOCC's retrospective lock list, taken in
+// key order before fn runs.
 type nextAttempt struct {
 	plan *retryPlan
 	rll  []prelock
@@ -80,8 +111,10 @@ func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
 }
 
 // attempt runs fn once and, when it fails retryably, says how the next
-// attempt should run.
-func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, fn func(*Tx) error) (nextAttempt, error) {
+// attempt should run. When fn fails otherwise, what it read must be durable
+// before its error is reported (settle): the error may rest on a version a
+// crash could still take back.
+func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, n int, fn func(*Tx) error) (nextAttempt, error) {
 	tx, err := db.begin(ctx, opts, true, cur.plan)
 	if err != nil {
 		return nextAttempt{}, err
@@ -92,6 +125,9 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, fn 
 		}
 	}
 	err = runManaged(tx, fn)
+	if err != nil && !IsRetryable(err) {
+		return nextAttempt{}, tx.rollbackSettled(err)
+	}
 	if err == nil {
 		err = tx.commit()
 	}
@@ -100,37 +136,83 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, fn 
 	}
 	var next nextAttempt
 	if IsRetryable(err) {
-		next = db.planRetry(tx)
+		next = db.planRetry(tx, err, n)
 	}
 	_ = tx.rollback()
 	return next, err
 }
 
-// planRetry is where Hybrid and Adaptive learn from a failed attempt.
-// Hybrid: the retry runs pessimistically and first locks, in key order, what
-// the failed attempt read (S) and wrote (X). Adaptive: the same when the
-// DB-wide conflict rate is in the guide's hybrid band (5–20%); below it the
-// retry stays optimistic with MOCC's retrospective lock list: the keys of the
+// planRetry is where a failed attempt's retry is planned. Hybrid: the retry
+// runs pessimistically and first locks, in key order, what the failed
+// attempt read (S) and wrote (X). Adaptive: the same when the DB-wide
+// conflict rate is in the guide's hybrid band (5–20%); below it the retry
+// stays optimistic with MOCC's retrospective lock list: the keys of the
 // failed attempt that are hot now are locked first, in key order (so hot-key
 // locks taken by retries never deadlock with each other), exclusively those
-// it wrote (so a read-modify-write never upgrades S to X).
-func (db *DB) planRetry(tx *Tx) nextAttempt {
+// it wrote (so a read-modify-write never upgrades S to X). Every strategy:
+// after EscalateAfter failed attempts, the retry takes its locks first
+// (escalate).
+func (db *DB) planRetry(tx *Tx, err error, attempt int) nextAttempt {
+	next := db.strategyRetry(tx)
+	if attempt < EscalateAfter || (next.plan != nil && len(next.plan.pre) > 0) {
+		return next
+	}
+	return db.escalate(tx, err, next)
+}
+
+// strategyRetry is the retry Hybrid and Adaptive plan for themselves.
+func (db *DB) strategyRetry(tx *Tx) nextAttempt {
 	switch {
 	case tx.requested == Hybrid && tx.strategy == Pessimistic:
 		// It started pessimistic (hybridMemory) and lost a deadlock: retry
 		// as Pessimistic does. Its reads took S locks and were not
 		// recorded, so a prelock could cover only what it wrote — which
 		// lengthens the X holds and, measured, doubled the deadlocks.
-		return nextAttempt{plan: &retryPlan{pre: []prelock{}}}
+		return nextAttempt{plan: &retryPlan{pessimistic: true}}
 	case tx.requested == Hybrid:
-		return nextAttempt{plan: &retryPlan{pre: tx.touched()}}
+		return nextAttempt{plan: &retryPlan{pessimistic: true, pre: tx.touched()}}
 	case tx.requested == Adaptive && tx.adaptive:
 		if db.window.Rate() >= lowConflict {
-			return nextAttempt{plan: &retryPlan{pre: tx.touched()}}
+			return nextAttempt{plan: &retryPlan{pessimistic: true, pre: tx.touched()}}
 		}
 		return db.retrospective(tx)
 	}
 	return nextAttempt{}
+}
+
+// escalate makes the next attempt take, first and in key order, the locks
+// the failed one needed: what it touched, and the lock it was waiting for
+// when it was chosen as a deadlock victim (a pessimistic read-modify-write
+// dies upgrading S to X on a key it has not written yet). The attempt keeps
+// its strategy (a Hybrid plan stays pessimistic).
+func (db *DB) escalate(tx *Tx, err error, next nextAttempt) nextAttempt {
+	pre := append(tx.touched(), wantedLock(tx.id, err)...)
+	sortPrelocks(pre)
+	plan := &retryPlan{pre: pre}
+	if next.plan != nil {
+		plan.pessimistic, plan.hotX = next.plan.pessimistic, next.plan.hotX
+	}
+	return nextAttempt{plan: plan}
+}
+
+// wantedLock is the point lock the failed attempt needed and did not get:
+// the one a deadlock victim was waiting for, or the key a Snapshot-isolation
+// write lost to a newer version (first-updater-wins) before it was buffered.
+func wantedLock(id uint64, err error) []prelock {
+	var ce *ConflictError
+	if errors.As(err, &ce) && ce.Reason == ReasonUpdateConflict {
+		return []prelock{{key: ce.Key, mode: lockmgr.Exclusive}}
+	}
+	var de *lockmgr.DeadlockError
+	if !errors.As(err, &de) {
+		return nil
+	}
+	for _, e := range de.Cycle {
+		if e.Waiter == id && !e.Range {
+			return []prelock{{key: e.Key, mode: e.Mode}}
+		}
+	}
+	return nil
 }
 
 // retrospective builds MOCC's retrospective lock list (Wang & Kimura, VLDB
@@ -196,7 +278,7 @@ func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	if err = runManaged(tx, fn); err != nil {
-		_ = tx.rollback()
+		err = tx.rollbackSettled(err)
 	} else {
 		err = tx.commit() // read-only: releases the snapshot, counts as a commit
 	}

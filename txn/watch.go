@@ -15,20 +15,24 @@ package txn
 // # Ordering: why records wait in "pending"
 //
 // Commit timestamps are taken in one order and commits finish in another: T5 may install
-// and be done while T4 is still writing its log record. Delivering T5 at once would break
-// the order (T4 would come later) or lose T4. The read watermark (mvcc's ReadTS) is the
-// answer: every ts <= it is done, committed or aborted. So each commit hands its record to
-// the hub *before* it marks its ts done (Install → publish → Done), and a single sequencer
-// goroutine moves records from pending into the ring once their ts is <= the watermark:
-// at that point every committed ts below them has been published too, so the ring receives
-// records in ts order with no gaps. (Published after Done instead, a commit could be done
-// and below the watermark yet not in pending, and nothing could tell it from an abort.)
+// and be done while T4 is still validating. Delivering T5 at once would break the order (T4
+// would come later) or lose T4. And a commit is visible before it is durable (the commit
+// protocol releases its locks before the fsync), while a watcher must only ever be told of
+// what a crash cannot take back. The durable watermark (mvcc's DurableTS) answers both:
+// every ts <= it is done — committed or aborted — and durable. So each commit hands its
+// record to the hub *before* it marks its ts done (Install → publish → Done), and a single
+// sequencer goroutine moves records from pending into the ring once their ts is <= the
+// durable watermark: at that point every committed ts below them has been published too, so
+// the ring receives records in ts order with no gaps, all of them durable. (Published after
+// Done instead, a commit could be done and below the watermark yet not in pending, and
+// nothing could tell it from an abort.) If the log fails, pending records are dropped and
+// every watcher ends with the log's error: they will never be durable.
 //
 //	committers          hub.mu                                         watchers (own goroutines)
 //	──────────          ──────                                         ────────────────────────
 //	T5 publish ─┐   pending (sorted by ts)       ring (ts order, bounded)
-//	T4 publish ─┼─▶ [4 5 7] ──sequencer: ts <= ReadTS──▶ [.. 1 2 4 5] ◀── scan from cursor
-//	T7 publish ─┘             (WaitVisible for the       ▲         │       (batch of matches)
+//	T4 publish ─┼─▶ [4 5 7] ──sequencer: ts <= DurableTS─▶ [.. 1 2 4 5] ◀── scan from cursor
+//	T7 publish ─┘             (WaitDurable for the       ▲         │       (batch of matches)
 //	                           smallest pending ts)  horizon    released
 //	                                                     │
 //	                        older records: the log (file DBs) or ErrCompacted (in memory)
@@ -152,6 +156,7 @@ type watchHub struct {
 		lengths  []int // distinct prefix lengths in byPrefix, ascending
 		watchers int
 		closed   bool
+		failed   error // the log failed: every pull returns it
 	}
 }
 
@@ -194,6 +199,10 @@ func (h *watchHub) publish(ts uint64, writes []mvcc.Write) {
 		r.size += int64(len(writes[i].Key) + len(writes[i].Value))
 	}
 	h.mu.Lock()
+	if h.mu.failed != nil {
+		h.mu.Unlock()
+		return
+	}
 	p := append(h.mu.pending, r)
 	for i := len(p) - 1; i > 0 && p[i-1].ts > ts; i-- { // usually already in place
 		p[i-1], p[i] = p[i], p[i-1]
@@ -216,18 +225,40 @@ func (h *watchHub) run() {
 			return
 		}
 		for next := h.release(); next != 0; next = h.release() {
-			// Wait for the oldest pending commit to be done (and every ts below it).
-			if h.store.WaitVisible(h.quit, next) != nil {
+			// Wait for the oldest pending commit to be durable (and every ts below it).
+			if err := h.store.WaitDurable(h.quit, next); err != nil {
+				if h.quit.Err() == nil {
+					h.fail(err) // the log failed: these commits will never be durable
+				}
 				return
 			}
 		}
 	}
 }
 
-// release moves the pending records at or below the watermark into the ring and returns
-// the ts of the oldest record still pending, 0 if none.
+// fail ends the stream for every watcher with err (the log failed): what is pending was
+// installed but will never be durable, so it must never be delivered.
+func (h *watchHub) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mu.failed = err
+	clear(h.mu.pending)
+	h.mu.pending = h.mu.pending[:0]
+	for _, g := range h.mu.byPrefix {
+		for w := range g {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// release moves the pending records at or below the durable watermark into the ring and
+// returns the ts of the oldest record still pending, 0 if none. Watch delivers only durable
+// commits: a consumer acts on what it receives, so nothing a crash could still take back.
 func (h *watchHub) release() uint64 {
-	wm := h.store.ReadTS()
+	wm := h.store.DurableTS()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
@@ -357,6 +388,9 @@ func (h *watchHub) pull(w *watcher, cursor uint64, recs []*watchRecord) (pull, e
 	defer h.mu.Unlock()
 	if h.mu.closed {
 		return pull{}, wal.ErrClosed
+	}
+	if h.mu.failed != nil {
+		return pull{}, h.mu.failed
 	}
 	if w.caughtUp {
 		// Everything released between the last pull and firstMatch was for other prefixes.

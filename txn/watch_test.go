@@ -32,7 +32,7 @@ func TestWatchHubReleasesInTSOrder(t *testing.T) {
 	defer h.unregister(w)
 	t1, t2 := s.Next(), s.Next()
 	h.publish(t2, []mvcc.Write{{Key: []byte("b"), Value: []byte("2")}})
-	s.Done(t2)
+	s.DoneDurable(t2)
 	if next := h.release(); next != t2 {
 		t.Fatalf("release with ts %d pending below the watermark: next pending %d, want %d", t1, next, t2)
 	}
@@ -40,13 +40,41 @@ func TestWatchHubReleasesInTSOrder(t *testing.T) {
 		t.Fatalf("before ts %d is done: %+v, %v", t1, p, err)
 	}
 	h.publish(t1, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
-	s.Done(t1)
+	s.DoneDurable(t1)
 	if next := h.release(); next != 0 {
 		t.Fatalf("still pending: %d", next)
 	}
 	p, err := h.pull(w, t1, nil)
 	if err != nil || len(p.recs) != 2 || p.recs[0].ts != t1 || p.recs[1].ts != t2 || p.cursor != t2+1 {
 		t.Fatalf("after both: %+v, %v", p, err)
+	}
+}
+
+// A commit that is done (visible) but not yet durable stays pending: Watch delivers only
+// what a crash cannot take back. Marking it durable releases it.
+func TestWatchHubReleasesOnlyDurable(t *testing.T) {
+	db := openWatchDB(t, 0)
+	s, h := db.store, db.watch
+	w := h.register(nil)
+	defer h.unregister(w)
+	ts := s.Next()
+	h.publish(ts, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
+	s.Done(ts)
+	if s.ReadTS() < ts || s.DurableTS() >= ts {
+		t.Fatalf("after Done: ReadTS %d, DurableTS %d, ts %d", s.ReadTS(), s.DurableTS(), ts)
+	}
+	if next := h.release(); next != ts {
+		t.Fatalf("a visible, not durable commit was released (next pending %d, want %d)", next, ts)
+	}
+	if p, err := h.pull(w, ts, nil); err != nil || len(p.recs) != 0 {
+		t.Fatalf("delivered before durable: %+v, %v", p, err)
+	}
+	s.MarkDurable([]uint64{ts})
+	if next := h.release(); next != 0 {
+		t.Fatalf("still pending after MarkDurable: %d", next)
+	}
+	if p, err := h.pull(w, ts, nil); err != nil || len(p.recs) != 1 {
+		t.Fatalf("after MarkDurable: %+v, %v", p, err)
 	}
 }
 
@@ -66,7 +94,7 @@ func TestWatchHubEvictionAndIndex(t *testing.T) {
 	for i := range 5 {
 		ts := db.store.Next()
 		h.publish(ts, []mvcc.Write{{Key: fmt.Appendf(nil, "k%d", i)}})
-		db.store.Done(ts)
+		db.store.DoneDurable(ts)
 	}
 	h.release()
 	h.mu.Lock() // the sequencer may be releasing too
@@ -108,7 +136,7 @@ func BenchmarkWatchPublish(b *testing.B) {
 			for range b.N {
 				ts := db.store.Next()
 				h.publish(ts, writes)
-				db.store.Done(ts)
+				db.store.DoneDurable(ts)
 				h.release()
 			}
 		})

@@ -62,6 +62,23 @@
 // Each waiter receives exactly one result on its own channel. Requests (encode buffer and
 // channel) are pooled, so a steady-state Append does not allocate.
 //
+// # Enqueue, then wait: durability in enqueue order
+//
+// Append is Enqueue followed by Pending.Wait. txkv's commit protocol splits them: a committer
+// enqueues its record, installs its versions and releases its locks, and only then waits
+// (early lock release). What makes that safe is the order this package guarantees: a batch is
+// everything queued while the previous batch was written, so records become durable in the
+// order they were enqueued, and once a batch fails every later Append and Wait fails too. A
+// transaction that saw another's writes enqueued its own record after it — same batch or a
+// later one — so when its own Wait succeeds, everything it depends on is durable.
+//
+//	T1 Enqueue ─▶ [r1]       T1 installs, releases ─▶ T2 reads T1's write ─▶ T2 Enqueue ─▶ [r1 r2] or [r2]
+//	batch [r1] durable ─▶ OnDurable([ts1]) ─▶ T1's Wait returns; batch [r2] durable ─▶ T2's Wait returns
+//
+// Options.OnDurable hands each durable batch's timestamps to the engine (its durable
+// watermark, which readers wait on before they report a version); Options.OnFailed tells it
+// once that the log failed.
+//
 // # Recovery
 //
 // A bbolt transaction is atomic: its meta page, written and synced last, either points at

@@ -27,7 +27,9 @@ type Log struct {
 		queue   []*request // records waiting for the next batch, in arrival order
 		closing bool       // Close was called: refuse appends, writer drains and exits
 		failed  error      // first batch failure, wrapped in ErrLogFailed; sticky
-		idle    bool       // the writer is waiting on wake
+		// notified: OnFailed has been called (or is being called) for failed.
+		notified bool
+		idle     bool // the writer is waiting on wake
 	}
 	wake chan struct{} // capacity 1: an append tells an idle writer there is work
 	done chan struct{} // closed when the writer goroutine has exited
@@ -89,6 +91,9 @@ type Stats struct {
 	CheckpointTxns uint64
 	MaxBatch       uint64 // the largest batch written
 	LogBytes       int64  // as LogBytes()
+	// Queued is the number of records enqueued and not yet taken into a batch: they wait
+	// for the batch being written (if any) to finish.
+	Queued int
 }
 
 // MeanBatch is the mean number of records per batch, 0 before the first batch.
@@ -114,6 +119,9 @@ func (l *Log) Stats() Stats {
 	if l.opts.Sync == SyncAlways {
 		s.Fsyncs = 2 * s.Commits
 	}
+	l.mu.Lock()
+	s.Queued = len(l.mu.queue)
+	l.mu.Unlock()
 	return s
 }
 

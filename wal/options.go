@@ -56,6 +56,17 @@ type Options struct {
 	// commit would (every waiter gets ErrLogFailed, the log refuses further appends).
 	BeforeCommit func() error
 
+	// OnDurable, if set, is called by the log writer after each batch is durable (per the
+	// SyncMode) and before the batch's Wait calls return, with the batch's timestamps in
+	// ascending order. The slice is reused after the call. It must not block: the next batch
+	// waits for it. (txkv marks the durable watermark with it.)
+	OnDurable func(ts []uint64)
+
+	// OnFailed, if set, is called once, when the log fails (a batch or a checkpoint could
+	// not be committed), with the error every later Append and Wait returns. It runs before
+	// the waiters of the failed batch are told. (txkv ends its durability waits with it.)
+	OnFailed func(err error)
+
 	// BeforeCheckpointCommit is the same seam for Checkpoint's transactions: it runs before
 	// each chunk's commit, so a test can fail a checkpoint between chunks.
 	BeforeCheckpointCommit func() error

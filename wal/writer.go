@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -35,18 +36,46 @@ func putRequest(req *request) {
 }
 
 // Append queues r for the group-commit writer and blocks until its batch is durable (per the
-// SyncMode) or has failed. The record is encoded here, in the caller's goroutine, so the
-// single writer does only bbolt work. r.TS must be above CheckpointTS and unique; Append does
-// not retain r.
-//
-// Errors: ErrClosed after Close; ErrLogFailed (wrapping the cause) if this record's batch or
-// any earlier one failed; ErrInvalidRecord for a record the log cannot store.
+// SyncMode) or has failed: Enqueue, then Wait.
 func (l *Log) Append(r *Record) error {
+	p, err := l.Enqueue(r)
+	if err != nil {
+		return err
+	}
+	return p.Wait()
+}
+
+// Pending is a record queued by Enqueue, not yet known to be durable. Wait must be called
+// exactly once. The zero Pending stands for nothing to wait for: its Wait returns nil.
+type Pending struct{ req *request }
+
+// Wait blocks until the record's batch is durable (per the SyncMode) or has failed, and
+// returns the batch's outcome: nil, or ErrLogFailed wrapping the cause.
+func (p Pending) Wait() error {
+	if p.req == nil {
+		return nil
+	}
+	err := <-p.req.done
+	putRequest(p.req)
+	return err
+}
+
+// Enqueue queues r for the group-commit writer and returns at once; Wait on the result learns
+// when it is durable. The record is encoded here, in the caller's goroutine, so the single
+// writer does only bbolt work. Records become durable in the order they were enqueued (a
+// batch is everything queued while the previous one was written), which is what lets a
+// committer release its locks before its record is durable: whoever saw its writes enqueues
+// later, so lands in the same batch or a later one. r.TS must be above CheckpointTS and
+// unique; Enqueue does not retain r.
+//
+// Errors: ErrClosed after Close; ErrLogFailed (wrapping the cause) if an earlier batch
+// failed; ErrInvalidRecord for a record the log cannot store.
+func (l *Log) Enqueue(r *Record) (Pending, error) {
 	if r == nil {
-		return fmt.Errorf("%w: nil record", ErrInvalidRecord)
+		return Pending{}, fmt.Errorf("%w: nil record", ErrInvalidRecord)
 	}
 	if ck := l.ckptTS.Load(); r.TS <= ck {
-		return fmt.Errorf("%w: ts %d is not above the checkpoint ts %d", ErrInvalidRecord, r.TS, ck)
+		return Pending{}, fmt.Errorf("%w: ts %d is not above the checkpoint ts %d", ErrInvalidRecord, r.TS, ck)
 	}
 	req := requestPool.Get().(*request)
 	req.ts = r.TS
@@ -55,15 +84,13 @@ func (l *Log) Append(r *Record) error {
 	if len(req.data) > bolt.MaxValueSize {
 		n := len(req.data)
 		putRequest(req)
-		return fmt.Errorf("%w: encoded record is %d bytes, more than bbolt's %d", ErrInvalidRecord, n, bolt.MaxValueSize)
+		return Pending{}, fmt.Errorf("%w: encoded record is %d bytes, more than bbolt's %d", ErrInvalidRecord, n, bolt.MaxValueSize)
 	}
 	if err := l.enqueue(req); err != nil {
 		putRequest(req)
-		return err
+		return Pending{}, err
 	}
-	err := <-req.done
-	putRequest(req)
-	return err
+	return Pending{req: req}, nil
 }
 
 // enqueue adds req to the queue and wakes the writer if it is idle.
@@ -105,7 +132,15 @@ func (l *Log) run() {
 	// A memory fault while writing a damaged file becomes a failed batch, not a crash.
 	debug.SetPanicOnFault(true)
 	var batch []*request
+	var tss []uint64 // the batch's timestamps, for OnDurable
 	for {
+		// Let the committers that are runnable right now finish their commits and join this
+		// batch, rather than waking the writer one at a time: with many committers on few
+		// cores the writer otherwise takes each record alone and spends a bbolt transaction
+		// on it (measured without fsync, bank of 10,000 accounts, 16 goroutines: 1.5 records
+		// per batch, and twice the throughput with the yield). Not a timer: with nothing else
+		// runnable it returns at once, so a lone committer waits for nobody.
+		runtime.Gosched()
 		l.mu.Lock()
 		for len(l.mu.queue) == 0 && !l.mu.closing {
 			l.mu.idle = true
@@ -124,6 +159,13 @@ func (l *Log) run() {
 		err := failed
 		if err == nil {
 			err = l.writeBatch(batch)
+		}
+		if err == nil && l.opts.OnDurable != nil {
+			tss = tss[:0]
+			for _, req := range batch { // sorted by writeBatch
+				tss = append(tss, req.ts)
+			}
+			l.opts.OnDurable(tss)
 		}
 		for _, req := range batch {
 			req.done <- err
@@ -204,6 +246,11 @@ func (l *Log) fail(cause error) error {
 		l.log.Error("log write failed; refusing further writes", "err", cause)
 	}
 	err := l.mu.failed
+	first := err != nil && !l.mu.notified
+	l.mu.notified = true
 	l.mu.Unlock()
+	if first && l.opts.OnFailed != nil {
+		l.opts.OnFailed(err)
+	}
 	return err
 }

@@ -23,8 +23,8 @@ type Row struct {
 }
 
 // Rows are the rows: the bank with 10 and 10,000 accounts,
-// inventory, the job queue, and single-key commits with 1 and 64
-// committers.
+// inventory, the job queue, single-key commits with 1 and 64 committers, and
+// the hot counter with 2, 8 and 64 writers.
 func Rows(workers int) []Row {
 	return []Row{
 		{"bank, 10 accounts", workers, func() Workload { return Bank(10) }},
@@ -33,6 +33,9 @@ func Rows(workers int) []Row {
 		{"job queue", workers, Queue},
 		{"single-key commit, 1 committer", 1, Single},
 		{"single-key commit, 64 committers", 64, Single},
+		{"hot counter, 2 writers", 2, Counter},
+		{"hot counter, 8 writers", 8, Counter},
+		{"hot counter, 64 writers", 64, Counter},
 	}
 }
 
@@ -88,6 +91,7 @@ type Sample struct {
 	Ops        uint64
 	Elapsed    time.Duration
 	Aborts     uint64 // for stores that count them (txkv, badger)
+	Deadlocks  uint64 // for stores that count them (txkv)
 	Throughput float64
 }
 
@@ -112,14 +116,24 @@ func Measure(c Contender, row Row, durable bool, d time.Duration, seed uint64) (
 
 type aborter interface{ Aborts() uint64 }
 
+type deadlocker interface{ Deadlocks() uint64 }
+
+// counts reads the abort and deadlock counters of stores that keep them.
+func counts(s Store) (aborts, deadlocks uint64) {
+	if ab, ok := s.(aborter); ok {
+		aborts = ab.Aborts()
+	}
+	if dl, ok := s.(deadlocker); ok {
+		deadlocks = dl.Deadlocks()
+	}
+	return aborts, deadlocks
+}
+
 func drive(s Store, w Workload, workers int, d time.Duration, seed uint64) (Sample, error) {
 	if err := w.Setup(s); err != nil {
 		return Sample{}, fmt.Errorf("setup: %w", err)
 	}
-	var a0 uint64
-	if ab, ok := s.(aborter); ok {
-		a0 = ab.Aborts()
-	}
+	a0, d0 := counts(s)
 	var ops atomic.Uint64
 	var firstErr atomic.Pointer[error]
 	deadline := time.Now().Add(d)
@@ -143,9 +157,8 @@ func drive(s Store, w Workload, workers int, d time.Duration, seed uint64) (Samp
 		return Sample{}, *p
 	}
 	smp := Sample{Ops: ops.Load(), Elapsed: el, Throughput: float64(ops.Load()) / el.Seconds()}
-	if ab, ok := s.(aborter); ok {
-		smp.Aborts = ab.Aborts() - a0
-	}
+	a1, d1 := counts(s)
+	smp.Aborts, smp.Deadlocks = a1-a0, d1-d0
 	if err := w.Check(s); err != nil {
 		return smp, fmt.Errorf("%w: %w", ErrInvariant, err)
 	}
@@ -158,6 +171,7 @@ type Cell struct {
 	Durable        bool
 	Throughput     float64 // median ops/s
 	AbortsPerOp    float64 // median
+	DeadlocksPerOp float64 // median
 	Samples        []float64
 	Err            string
 }
@@ -228,12 +242,14 @@ func Compare(cs []Contender, cfg Config) []Cell {
 				if errs[k] != nil {
 					cell.Err = errs[k].Error()
 				}
-				var tp, ab []float64
+				var tp, ab, dl []float64
 				for _, s := range samples[k] {
 					tp = append(tp, s.Throughput)
 					ab = append(ab, float64(s.Aborts)/float64(max(s.Ops, 1)))
+					dl = append(dl, float64(s.Deadlocks)/float64(max(s.Ops, 1)))
 				}
 				cell.Samples, cell.Throughput, cell.AbortsPerOp = tp, median(tp), median(ab)
+				cell.DeadlocksPerOp = median(dl)
 				out = append(out, cell)
 			}
 		}

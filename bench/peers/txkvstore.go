@@ -24,7 +24,9 @@ func OpenTxkv(dir string, durable bool, st txkv.Strategy) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &txkvStore{db: db, opts: &txkv.TxOptions{Strategy: st, Retry: &txkv.RetryPolicy{MaxAttempts: 1000}}}, nil
+	// The library's default retry policy (10 attempts): an Update that gives up under
+	// contention fails the cell, as it would fail the user.
+	return &txkvStore{db: db, opts: &txkv.TxOptions{Strategy: st}}, nil
 }
 
 func (s *txkvStore) Update(fn func(Tx) error) error {
@@ -37,6 +39,9 @@ func (s *txkvStore) View(fn func(Tx) error) error {
 
 // Aborts counts rolled-back attempts (conflicts, deadlocks, refusals).
 func (s *txkvStore) Aborts() uint64 { return s.db.Stats().Aborts }
+
+// Deadlocks counts deadlock victims.
+func (s *txkvStore) Deadlocks() uint64 { return s.db.Stats().Deadlocks }
 
 func (s *txkvStore) Close() error { return s.db.Close() }
 

@@ -16,7 +16,7 @@ const (
 
 // The named points. Each is one Hit call in the engine; the comment says where.
 const (
-	// TxnBeforeAppend: txn commit, after validation, before the record goes to wal.Append.
+	// TxnBeforeAppend: txn commit, after validation, before the record is enqueued in the log.
 	TxnBeforeAppend = "txn.commit.before-append"
 	// WALBeforeCommit: the wal writer, inside a batch's bbolt transaction after the puts,
 	// before Commit.
@@ -24,10 +24,14 @@ const (
 	// WALAfterCommit: the wal writer, after the batch's bbolt commit, before its waiters
 	// are woken (the commit is durable but nobody has been told).
 	WALAfterCommit = "wal.batch.after-commit"
-	// TxnAfterAppend: txn commit, after Append returned (durable), before Install.
+	// TxnAfterAppend: txn commit, after the record was enqueued (not yet durable), before
+	// Install.
 	TxnAfterAppend = "txn.commit.after-append"
 	// TxnMidInstall: txn commit, after store.Install, before store.Done.
 	TxnMidInstall = "txn.commit.mid-install"
+	// TxnBeforeDurable: txn commit, installed and locks released (the writes are visible),
+	// before waiting for the record's batch to be durable.
+	TxnBeforeDurable = "txn.commit.before-durable"
 	// WALMidCheckpoint: wal Checkpoint, inside each chunk's bbolt transaction, after that
 	// chunk's base writes, before its commit (the last chunk also writes the meta checkpoint
 	// ts and truncates the log, after this point).
@@ -43,7 +47,7 @@ const (
 // All lists every named point.
 var All = []string{
 	TxnBeforeAppend, WALBeforeCommit, WALAfterCommit, TxnAfterAppend, TxnMidInstall,
-	WALMidCheckpoint, WALMidTruncate, WALMidReplay, TxnCloseAfterCheckpoint,
+	TxnBeforeDurable, WALMidCheckpoint, WALMidTruncate, WALMidReplay, TxnCloseAfterCheckpoint,
 }
 
 var (

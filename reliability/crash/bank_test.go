@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -75,7 +76,13 @@ func (s childSpec) options() *txkv.Options {
 }
 
 // bankChild is the child process: rounds of concurrent transfers, one worker per strategy,
-// printing "ACK <id>" only after Update returned nil. It returns the exit code.
+// printing "ACK <id>" only after Update returned nil. Beside them run readers: a View that
+// scans this cycle's transfer records, a DB.Get of each worker's latest transfer (often
+// committed but not yet durable), and a Watch consumer; each prints "SAW <id>" for every
+// transfer an acknowledged read returned (the View or Get returned nil, the event was
+// delivered). A commit becomes visible before it is durable, so these are the reads that
+// could report a write a crash then loses — the parent checks they never do. It returns the
+// exit code.
 func bankChild(raw string) int {
 	var s childSpec
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
@@ -88,7 +95,7 @@ func bankChild(raw string) int {
 		defer out.Unlock()
 		fmt.Fprintf(os.Stdout, format+"\n", args...)
 	}
-	n := make([]int, len(strategies))
+	n := make([]atomic.Int64, len(strategies)) // transfers each worker has begun
 	for round := range s.Rounds {
 		db, err := txkv.Open(s.Path, s.options())
 		if err != nil {
@@ -98,16 +105,22 @@ func bankChild(raw string) int {
 		var wg sync.WaitGroup
 		var failed sync.Once
 		code := 0
+		fail := func(format string, args ...any) {
+			say("ERR "+format, args...)
+			failed.Do(func() { code = 2 })
+		}
+		readers, stopReaders := context.WithCancel(bg)
+		var rwg sync.WaitGroup
+		startReaders(db, readers, &rwg, s.Cycle, n, say, fail)
 		for w, strat := range strategies {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(s.Seed, uint64(s.Cycle)<<32|uint64(round)<<8|uint64(w)))
 				opts := &txkv.TxOptions{Strategy: strat}
 				for range s.PerRound {
-					id := fmt.Sprintf("c%05d-r%03d-w%d-%05d", s.Cycle, round, w, n[w])
-					n[w]++
+					id := transferID(s.Cycle, w, int(n[w].Load()))
+					n[w].Add(1)
 					if err := transfer(db, opts, rng, id); err != nil {
-						say("ERR transfer %s (%v): %v", id, strat, err)
-						failed.Do(func() { code = 2 })
+						fail("transfer %s (%v): %v", id, strat, err)
 						return
 					}
 					say("ACK %s", id)
@@ -115,6 +128,8 @@ func bankChild(raw string) int {
 			})
 		}
 		wg.Wait()
+		stopReaders()
+		rwg.Wait()
 		if err := db.Close(); err != nil {
 			say("ERR close in round %d: %v", round, err)
 			return 2
@@ -125,6 +140,78 @@ func bankChild(raw string) int {
 	}
 	say("DONE")
 	return 0
+}
+
+// transferID names worker w's n-th transfer of a cycle (over all its rounds).
+func transferID(cycle, w, n int) string { return fmt.Sprintf("c%05d-w%d-%05d", cycle, w, n) }
+
+// startReaders runs the child's readers until ctx ends (see bankChild).
+func startReaders(db *txkv.DB, ctx context.Context, wg *sync.WaitGroup, cycle int, n []atomic.Int64,
+	say func(string, ...any), fail func(string, ...any)) {
+	prefix := fmt.Appendf(nil, "xfer/c%05d-", cycle)
+	wg.Go(func() { // View scans
+		for ctx.Err() == nil {
+			var ids []string
+			err := db.View(bg, func(tx *txkv.Tx) error {
+				ids = ids[:0]
+				return tx.Scan(prefix, prefixEnd(prefix), func(k, _ []byte) error {
+					ids = append(ids, strings.TrimPrefix(string(k), "xfer/"))
+					return nil
+				})
+			})
+			if readerFailed(err, fail, "View") {
+				return
+			}
+			for _, id := range ids {
+				say("SAW %s", id)
+			}
+		}
+	})
+	wg.Go(func() { // point reads of each worker's newest transfer
+		for ctx.Err() == nil {
+			for w := range n {
+				id := transferID(cycle, w, int(n[w].Load())-1)
+				_, err := db.Get(bg, []byte("xfer/"+id))
+				if errors.Is(err, txkv.ErrNotFound) {
+					continue
+				}
+				if readerFailed(err, fail, "Get") {
+					return
+				}
+				say("SAW %s", id)
+			}
+		}
+	})
+	wg.Go(func() { // a change stream
+		for ev, err := range db.Watch(ctx, prefix, 0) {
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, txkv.ErrClosed) {
+					fail("Watch: %v", err)
+				}
+				return
+			}
+			say("SAW %s", strings.TrimPrefix(string(ev.Key), "xfer/"))
+		}
+	})
+}
+
+// readerFailed reports whether a reader must stop: the DB closed (the round ends) or an
+// error, which fails the child.
+func readerFailed(err error, fail func(string, ...any), what string) bool {
+	switch {
+	case err == nil:
+		return false
+	case !errors.Is(err, txkv.ErrClosed):
+		fail("reader %s: %v", what, err)
+	}
+	return true
+}
+
+// prefixEnd is the smallest key above every key with prefix p (p's last byte is not 0xff).
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	end[len(end)-1]++
+	return end
 }
 
 func transfer(db *txkv.DB, opts *txkv.TxOptions, rng *rand.Rand, id string) error {
@@ -187,15 +274,17 @@ func seedBank(t testing.TB, path string) {
 
 // childResult is what a parent saw of one child.
 type childResult struct {
-	acks     int
+	acks int
+	saws int // acknowledged reads of a transfer
+
 	killed   bool // the child died by SIGKILL (ours or its own crash point)
 	done     bool // the child finished every round ("DONE")
 	errLines []string
 	stderr   string
 }
 
-// runChild starts a bank child with spec and extra environment, records every ACK it prints
-// in acked, and SIGKILLs it after killAfter ACKs (0: never; a crash point kills it, or it
+// runChild starts a bank child with spec and extra environment, records every ACK and SAW it
+// prints in acked (an acknowledged read is a promise too: what it returned must survive), and SIGKILLs it after killAfter ACKs (0: never; a crash point kills it, or it
 // finishes). A child that outlives limit is killed and reported as stalled.
 func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked map[string]bool, limit time.Duration) childResult {
 	t.Helper()
@@ -229,6 +318,9 @@ func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked m
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
+		case strings.HasPrefix(line, "SAW "):
+			acked[strings.TrimPrefix(line, "SAW ")] = true
+			res.saws++
 		case strings.HasPrefix(line, "ACK "):
 			acked[strings.TrimPrefix(line, "ACK ")] = true
 			res.acks++

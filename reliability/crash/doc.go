@@ -25,10 +25,10 @@
 //	────────────────                          ───────────────────
 //	seed the bank file
 //	start child ──────────────────────────▶   Open; 4 workers (Pessimistic, Optimistic,
-//	read "ACK <id>" lines ◀──── stdout ─────   Hybrid, Adaptive) run transfers; each prints
-//	  after k of them: SIGKILL ──────────▶ ✗   ACK only after Update returned nil; Close;
-//	  (or the child kills itself at a         Open again; …
-//	   crash point: TXKV_CRASHPOINT)
+//	read "ACK <id>" and "SAW <id>" ◀ stdout ─   Hybrid, Adaptive) run transfers; each prints
+//	  after k ACKs: SIGKILL ─────────────▶ ✗   ACK only after Update returned nil; readers
+//	  (or the child kills itself at a         print SAW for every transfer a View, a DB.Get
+//	   crash point: TXKV_CRASHPOINT)          or a Watch reported; Close; Open again; …
 //	Open (recovery, timed) → check invariants → hash → Close → bbolt tx.Check()
 //	Open again → hash again → equal?
 //	next cycle on the same file
@@ -36,13 +36,17 @@
 // A transfer writes both balances and a record xfer/<id> = "from to amount" in one
 // transaction, so after any crash: every ACKed id has its record (durability), each balance
 // equals its start plus the recorded transfers (atomicity: a transfer is all there or not at
-// all), and the total is conserved.
+// all), and the total is conserved. A commit is visible before it is durable (its locks are
+// released before the fsync), so the readers' SAW lines are promises too: every transfer an
+// acknowledged read reported must be on file after the crash. (Removing the readers' wait
+// for durability, or letting Watch deliver visible commits, fails this within a few cycles.)
 //
 // # Crash points
 //
 // internal/crashpoint names the moments a crash hurts most — before the log append, inside
 // the batch's bbolt transaction before commit, after the commit before anyone is told,
-// between the append and the install, in the middle of the install, inside a checkpoint's
+// between the enqueue and the install, in the middle of the install, after the install and
+// the lock release but before the record is durable, inside a checkpoint's
 // transaction, during log truncation, during replay at Open, and in Close after the final
 // checkpoint. A child started with TXKV_CRASHPOINT=<name> and a random TXKV_CRASHPOINT_SKIP
 // SIGKILLs itself at that hit, so each point is crashed at many different moments.

@@ -28,6 +28,7 @@ var pointPlans = []pointPlan{
 	{name: crashpoint.WALAfterCommit, skipMax: 20},
 	{name: crashpoint.TxnAfterAppend, skipMax: 60},
 	{name: crashpoint.TxnMidInstall, skipMax: 60},
+	{name: crashpoint.TxnBeforeDurable, skipMax: 60},
 	{name: crashpoint.WALMidCheckpoint, skipMax: 6, ckpt: []int64{1, 4096}},
 	{name: crashpoint.WALMidTruncate, skipMax: 20, ckpt: []int64{1, 4096}, retain: []int{-1, 5}},
 	{name: crashpoint.WALMidReplay, prep: true},

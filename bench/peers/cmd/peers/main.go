@@ -1,5 +1,5 @@
-// Command peers runs the bank, inventory, job-queue and single-key-commit
-// workloads on txkv (each strategy; the best is compared) and on bbolt
+// Command peers runs the bank, inventory, job-queue, single-key-commit and
+// hot-counter workloads on txkv (each strategy; the best is compared) and on bbolt
 // (Update and Batch), Badger, BuntDB and SQLite, in one process, interleaved,
 // with and without fsync, and prints throughput and txkv's ratio to each.
 //
@@ -142,7 +142,10 @@ func table(w io.Writer, cs []peers.Contender, cells []peers.Cell, durable bool) 
 				fmt.Fprint(tw, "ERR\t")
 			default:
 				s := rate(cell.Throughput)
-				if cell.AbortsPerOp > 0.005 {
+				switch {
+				case cell.DeadlocksPerOp > 0:
+					s += fmt.Sprintf(" (%.2f ab/op, %.3f dl/op)", cell.AbortsPerOp, cell.DeadlocksPerOp)
+				case cell.AbortsPerOp > 0.005:
 					s += fmt.Sprintf(" (%.2f ab/op)", cell.AbortsPerOp)
 				}
 				fmt.Fprintf(tw, "%s\t", s)

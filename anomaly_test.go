@@ -18,7 +18,7 @@ import (
 // the Snapshot cases show write skew actually happening: if Snapshot were
 // accidentally serializable, they would fail.
 //
-// Expected outcomes (DESIGN §3):
+// Expected outcomes (architecture §3):
 //
 //	                    Serializable                    Snapshot
 //	lost update         prevented                       prevented (first committer/updater wins)

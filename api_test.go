@@ -13,7 +13,7 @@ import (
 	"github.com/txkv/txkv"
 )
 
-// The API tests: one behaviour of the public contract (DESIGN §2) each, on
+// The API tests: one behaviour of the public contract (architecture §2) each, on
 // an in-memory DB unless the file matters.
 
 func TestOpenInMemory(t *testing.T) {
@@ -467,7 +467,7 @@ func TestGetVersioned(t *testing.T) {
 	if err != nil || string(val) != "mine" || ver != v2 {
 		t.Fatalf("GetVersioned of an own write = %q, %d, %v; want mine, %d", val, ver, err, v2)
 	}
-	// A deleted key is absent: version 0 (DESIGN §3: absent keys have version 0).
+	// A deleted key is absent: version 0 (architecture §3: absent keys have version 0).
 	if err := db.Delete(bg, []byte("other")); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/txkv/txkv"
 )
 
-// Context cancellation while waiting for a lock (DESIGN §2: "cancel ends
+// Context cancellation while waiting for a lock (architecture §2: "cancel ends
 // lock waits with ctx.Err() and rolls the transaction back"; §4: "timeout
 // or cancellation removes the waiter and re-examines the queue behind it").
 // errors_test.go's TestCancelEndsLockWait covers one GetForUpdate wait;

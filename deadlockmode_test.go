@@ -10,7 +10,7 @@ import (
 	"github.com/txkv/txkv"
 )
 
-// Options.DeadlockDetection (DESIGN §2, §4): Immediate searches when a
+// Options.DeadlockDetection (architecture §2, §4): Immediate searches when a
 // request must wait (InnoDB), Periodic from a background sweep every
 // DeadlockInterval (PostgreSQL's deadlock_timeout), Off relies on lock
 // timeouts (innodb_deadlock_detect=OFF). Each is run on the classic

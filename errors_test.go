@@ -11,7 +11,7 @@ import (
 	"github.com/txkv/txkv"
 )
 
-// Bad input and misuse get a clear sentinel error (DESIGN §2, issue 3
+// Bad input and misuse get a clear sentinel error (architecture §2, issue 3
 // "Bad input"), never a panic, and leave the transaction usable where the
 // contract says so.
 

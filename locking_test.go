@@ -14,7 +14,7 @@ import (
 	"github.com/txkv/txkv/internal/testenv"
 )
 
-// Explicit locking patterns (issue 4 "Explicit locking"; DESIGN §2, §4):
+// Explicit locking patterns (issue 4 "Explicit locking"; architecture §2, §4):
 // the SKIP LOCKED job queue, date-range booking with LockRange, deadlock
 // prevention by LockKeys' canonical order, FOR SHARE / FOR UPDATE
 // compatibility, and explicit locks working the same under every strategy.
@@ -442,7 +442,7 @@ func TestExplicitLocksUnderEveryStrategy(t *testing.T) {
 	forModes(t, allModes, testExplicitLocksEveryStrategy)
 }
 
-// Explicit locks always take real locks, whatever the strategy (DESIGN §3):
+// Explicit locks always take real locks, whatever the strategy (architecture §3):
 // a FOR SHARE reader keeps a writer out until it ends (strict 2PL waits at
 // the Put, the optimistic strategies at the commit's write-set locks); a
 // FOR UPDATE holder keeps a FOR SHARE reader out, which then reads the new

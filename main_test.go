@@ -175,7 +175,7 @@ func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// mode is one strategy at one isolation level: the axes of DESIGN §3.
+// mode is one strategy at one isolation level: the axes of architecture §3.
 type mode struct {
 	name     string
 	strategy txkv.Strategy

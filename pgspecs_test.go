@@ -776,7 +776,7 @@ func TestSpecTuplelockUpgradeNoDeadlock(t *testing.T) {
 // only; T1 rolls back → T3 gets X before T2, no deadlock anywhere; T2 gets X
 // after T3 ends. "spec-order" issues the spec's steps literally: T3's S(k)
 // comes after T2 queued X, and txkv's strict FIFO (no barging past an X
-// waiter, DESIGN §4) queues it — PostgreSQL's row locks would grant it — so
+// waiter, architecture §4) queues it — PostgreSQL's row locks would grant it — so
 // T2 goes first; still no deadlock and everyone finishes.
 func testSpecTuplelockUpgrade(t *testing.T, m mode) {
 	t.Run("shared-first", func(t *testing.T) {
@@ -871,7 +871,7 @@ func testSpecUpgradeAhead(t *testing.T, m mode) {
 }
 
 // WaitTimeout(0) bounds the wait to zero: a lock not free now fails with
-// ErrLockTimeout at once (DESIGN §2: WaitTimeout(d) bounds one request's
+// ErrLockTimeout at once (architecture §2: WaitTimeout(d) bounds one request's
 // wait; only a negative d waits forever). It must not fall back to "no
 // timer" and wait forever — past even the DB's LockTimeout.
 func TestWaitTimeoutZeroDoesNotWait(t *testing.T) {
@@ -896,5 +896,43 @@ func TestWaitTimeoutZeroDoesNotWait(t *testing.T) {
 	// A free key is granted: zero means "do not wait", not "fail".
 	if err := lockKey(txkv.Exclusive, "free", txkv.WaitTimeout(0))(tx); err != nil {
 		t.Fatalf("WaitTimeout(0) on a free key = %v", err)
+	}
+}
+
+// "Does not wait" never waits, so it can close no cycle: T1 holds a; T2 holds b and waits
+// for a; T1 asks b with WaitTimeout(0). T1 gets ErrLockTimeout at once — and T2, which a
+// queued request would have made a deadlock victim, is untouched and gets a once T1 ends.
+func TestWaitTimeoutZeroMakesNoVictim(t *testing.T) {
+	db := openMem(t, nil)
+	t1 := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic, Label: "T1"})
+	t2 := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic, Label: "T2"})
+	if err := lockKey(txkv.Exclusive, "a")(t1); err != nil {
+		t.Fatal(err)
+	}
+	if err := lockKey(txkv.Exclusive, "b")(t2); err != nil {
+		t.Fatal(err)
+	}
+	t2a := make(chan error, 1)
+	go func() { t2a <- lockKey(txkv.Exclusive, "a")(t2) }()
+	waitFor(t, "T2 to wait for a", func() bool { return isWaiting(db, t2.ID()) })
+	err := lockKey(txkv.Exclusive, "b", txkv.WaitTimeout(0))(t1)
+	var le *txkv.LockError
+	if !errors.Is(err, txkv.ErrLockTimeout) || !errors.As(err, &le) {
+		t.Fatalf("T1 b with WaitTimeout(0) = %v, want a *LockError matching ErrLockTimeout", err)
+	}
+	if strings.Contains(err.Error(), "waited") {
+		t.Fatalf("the refusal says it waited: %v", err)
+	}
+	if db.Stats().Deadlocks != 0 || db.LastDeadlock() != nil {
+		t.Fatalf("a request that does not wait made a deadlock victim: %v", db.LastDeadlock())
+	}
+	if err := t1.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, t2a, "T2's lock on a"); err != nil {
+		t.Fatalf("T2 after T1 ended = %v", err)
+	}
+	if err := t2.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }

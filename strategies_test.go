@@ -12,7 +12,7 @@ import (
 	"github.com/txkv/txkv"
 )
 
-// Strategies interoperate through one commit protocol (DESIGN §3): these
+// Strategies interoperate through one commit protocol (architecture §3): these
 // tests put transactions of different strategies on the same keys.
 
 // A read-only transaction never waits: a writer's exclusive lock does not

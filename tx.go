@@ -193,7 +193,14 @@ func (tx *Tx) Commit() error {
 	return t.Commit()
 }
 
-// Rollback discards the transaction; after Commit it returns ErrTxDone.
+// Rollback discards the transaction. It is safe to call whenever the
+// transaction may have ended — the usual `defer tx.Rollback()` — and returns
+// ErrTxDone if it had: after Commit (successful or not), and after the
+// transaction was rolled back for you — its context was cancelled or timed
+// out, it was chosen as a deadlock victim, or the DB closed. In those cases
+// the error that ended it is what its other calls return (ctx.Err(), the
+// *DeadlockError, ErrClosed); Rollback's ErrTxDone only says there was
+// nothing left to roll back.
 func (tx *Tx) Rollback() error {
 	t, err := tx.live()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -348,4 +350,76 @@ func TestUpdateContextCancelledInsideFn(t *testing.T) {
 			wantAbsent(t, db, "k")
 		})
 	}
+}
+
+// A storm of conflicting Updates — 32 goroutines moving money among 3 accounts with plain
+// Get then Put, so pessimistic transactions deadlock upgrading S to X and optimistic ones
+// fail validation — where every Update must commit within the default retry policy's 10
+// attempts. Two rules make that hold: a retry is as old as its first attempt when a deadlock
+// victim is chosen (the youngest by age loses, so a retried transaction is not chosen again
+// and again), and after EscalateAfter failures a retry locks what it needs first. The test
+// reports the worst number of attempts.
+func TestConflictStormEveryUpdateCommits(t *testing.T) {
+	for _, st := range []txkv.Strategy{txkv.Pessimistic, txkv.Optimistic, txkv.Hybrid, txkv.Adaptive} {
+		t.Run(st.String(), func(t *testing.T) {
+			db := openMem(t, nil)
+			for i := range 3 {
+				mustPut(t, db, fmt.Sprintf("acct/%d", i), "100")
+			}
+			var mu sync.Mutex
+			worst, total := 0, 0
+			var wg sync.WaitGroup
+			for g := range 32 {
+				wg.Go(func() {
+					for i := range 40 {
+						from, to := (g+i)%3, (g+i+1)%3
+						attempts := 0
+						err := db.Update(bg, &txkv.TxOptions{Strategy: st}, func(tx *txkv.Tx) error {
+							attempts++
+							return moveOne(tx, from, to)
+						})
+						if err != nil {
+							t.Errorf("Update after %d attempts: %v", attempts, err)
+							return
+						}
+						mu.Lock()
+						worst, total = max(worst, attempts), total+attempts
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			sum := 0
+			for i := range 3 {
+				v, _ := getString(t, db, fmt.Sprintf("acct/%d", i))
+				n, _ := strconv.Atoi(v)
+				sum += n
+			}
+			if sum != 300 {
+				t.Fatalf("accounts sum to %d, want 300", sum)
+			}
+			s := db.Stats()
+			t.Logf("%v: %d Updates, %d attempts, worst %d; %d deadlocks, %d conflicts", st, 32*40, total, worst, s.Deadlocks, s.Conflicts)
+		})
+	}
+}
+
+// moveOne moves 1 from account from to account to, reading each before writing it.
+func moveOne(tx *txkv.Tx, from, to int) error {
+	for _, a := range []struct{ acct, delta int }{{from, -1}, {to, +1}} {
+		k := []byte(fmt.Sprintf("acct/%d", a.acct))
+		v, err := tx.Get(k)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return err
+		}
+		runtime.Gosched() // let the others in between the read and the write: a storm
+		if err := tx.Put(k, []byte(strconv.Itoa(n+a.delta))); err != nil {
+			return err
+		}
+	}
+	return nil
 }

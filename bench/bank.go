@@ -17,7 +17,10 @@ func bankSpec() Spec {
 			"lacks funds, write both. Invariant: the total is conserved and no balance is negative.",
 		Profile: Profile{Critical: true, ConflictRate: 0.30, ReadWriteRatio: 1, TxDuration: 5 * time.Millisecond},
 		HotSet:  100, Sweep: []int{10, 100, 10000},
-		New: func(cfg Config) Instance { return &bank{n: cfg.hotSet(100), think: cfg.think(0)} },
+		Recipe: "pessimistic: LockKeys(Exclusive, from, to), then Get, Get, Put, Put (the guide's transfer, §7); " +
+			"the others: Get, Get, Put, Put",
+		OrderedLocks: true,
+		New:          func(cfg Config) Instance { return &bank{n: cfg.hotSet(100), think: cfg.think(0)} },
 	}
 }
 
@@ -39,6 +42,9 @@ func (b *bank) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Wor
 	}
 	amount := int64(1 + w.pick(100))
 	return db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, acct(from), acct(to)); err != nil {
+			return err
+		}
 		fb, err := getInt(tx, acct(from))
 		if err != nil {
 			return err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,8 +49,8 @@ func TestWorkloads(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !res.InvariantOK {
-					t.Fatalf("invariant: %s", res.InvariantErr)
+				if p := res.Problem(); p != "" {
+					t.Fatal(p) // a broken invariant, or a deadlock the pessimistic recipe promises cannot happen
 				}
 				if res.Ops+res.Failed != 500 {
 					t.Fatalf("ops %d + failed %d, want 500", res.Ops, res.Failed)
@@ -163,6 +165,106 @@ func TestDriverAccounting(t *testing.T) {
 	}
 	if res.P99 < res.P50 || res.Max < res.P99 {
 		t.Fatalf("percentiles out of order: %v %v %v", res.P50, res.P99, res.Max)
+	}
+}
+
+// kinds is an Instance whose every third operation only reads, and whose
+// every third write is refused.
+type kinds struct{ i atomic.Int64 }
+
+func (k *kinds) Setup(context.Context, *txkv.DB) error { return nil }
+func (k *kinds) Check(context.Context, *txkv.DB) error { return nil }
+func (k *kinds) Op(_ context.Context, _ *txkv.DB, _ *txkv.TxOptions, w *Worker) error {
+	switch k.i.Add(1) % 3 {
+	case 0:
+		w.readsOnly()
+		return nil
+	case 1:
+		return ErrRejected
+	}
+	return nil
+}
+
+// TestDriverLatencyByKind: read-only operations and committed writes are
+// summarized apart; a refused write is in neither (it wrote nothing).
+func TestDriverLatencyByKind(t *testing.T) {
+	db := openMem(t)
+	res, err := Drive(bg, db, &kinds{}, RunConfig{Workers: 3, Ops: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read.N != 100 || res.Write.N != 100 || res.Rejected != 100 {
+		t.Fatalf("read %d, write %d, rejected %d; want 100 each", res.Read.N, res.Write.N, res.Rejected)
+	}
+	for _, l := range []Latency{res.Read, res.Write} {
+		if l.P99 < l.P50 || l.Max < l.P99 {
+			t.Fatalf("percentiles out of order: %+v", l)
+		}
+	}
+}
+
+// mismatching is an Instance whose every operation is a save that loses its
+// version check once, then a refused one: neither is contention.
+type mismatching struct{}
+
+func (mismatching) Setup(ctx context.Context, db *txkv.DB) error {
+	return db.Put(ctx, []byte("doc"), []byte("v1"))
+}
+func (mismatching) Check(context.Context, *txkv.DB) error { return nil }
+func (mismatching) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, _ *Worker) error {
+	err := db.Update(ctx, opts, func(tx *txkv.Tx) error { return tx.PutIfVersion([]byte("doc"), []byte("v2"), 0) }) // 0: only if absent
+	if !errors.Is(err, txkv.ErrVersionMismatch) {
+		return fmt.Errorf("PutIfVersion with a stale version: %v, want ErrVersionMismatch", err)
+	}
+	return db.Update(ctx, opts, func(*txkv.Tx) error { return ErrRejected })
+}
+
+// TestMergesAreNotAborts: version mismatches are counted as merges and
+// business refusals as rejections; the abort rate counts contention only.
+func TestMergesAreNotAborts(t *testing.T) {
+	db := openMem(t)
+	inst := mismatching{}
+	if err := inst.Setup(bg, db); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Drive(bg, db, inst, RunConfig{Strategy: txkv.Pessimistic, Workers: 2, Ops: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Merges != 40 || res.MergesPer != 1 || res.Rejected != 40 {
+		t.Fatalf("merges %d (%.2f/op), rejected %d; want 40, 1.00, 40", res.Merges, res.MergesPer, res.Rejected)
+	}
+	if res.Aborts != 0 || res.AbortRate != 0 || res.Attempts != 80 {
+		t.Fatalf("aborts %d, abort rate %.2f, attempts %d; want 0, 0, 80", res.Aborts, res.AbortRate, res.Attempts)
+	}
+}
+
+// TestDeadlockPromise: a deadlock fails the run only where the recipe
+// promises none — Pessimistic, with its locks taken in order.
+func TestDeadlockPromise(t *testing.T) {
+	ordered, unordered := Spec{OrderedLocks: true}, Spec{}
+	for _, tc := range []struct {
+		spec      Spec
+		st        txkv.Strategy
+		deadlocks uint64
+		fails     bool
+	}{
+		{ordered, txkv.Pessimistic, 1, true},
+		{ordered, txkv.Pessimistic, 0, false},
+		{ordered, txkv.Optimistic, 3, false},
+		{ordered, txkv.Hybrid, 3, false},
+		{unordered, txkv.Pessimistic, 3, false},
+	} {
+		res := Result{InvariantOK: true, Deadlocks: tc.deadlocks}
+		checkDeadlocks(tc.spec, tc.st, &res)
+		if got := strings.HasPrefix(res.Problem(), "FAIL: "); got != tc.fails {
+			t.Errorf("ordered=%v %v with %d deadlocks: Problem() = %q", tc.spec.OrderedLocks, tc.st, tc.deadlocks, res.Problem())
+		}
+	}
+	for _, spec := range Workloads() {
+		if !spec.DeadlockFree(txkv.Pessimistic) || spec.Recipe == "" {
+			t.Errorf("%s: the pessimistic recipe should promise no deadlocks and say how it is written", spec.Name)
+		}
 	}
 }
 

@@ -21,6 +21,9 @@ func contentSpec() Spec {
 		Profile: Profile{ConflictRate: 0.03, ReadWriteRatio: 20, TxDuration: 2 * time.Second},
 		HotSet:  50, Sweep: []int{5, 50, 500},
 		Think: time.Millisecond,
+		Recipe: "pessimistic: an edit LockKeys(Exclusive) the revision and its section, then reads and writes; " +
+			"a reader reads the revision, then the sections, in key order; the others: plain Get and Put",
+		OrderedLocks: true,
 		New: func(cfg Config) Instance {
 			return &content{n: cfg.hotSet(50), think: cfg.think(time.Millisecond)}
 		},
@@ -51,6 +54,7 @@ func (c *content) Setup(ctx context.Context, db *txkv.DB) error {
 func (c *content) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Worker) error {
 	a := w.pick(c.n)
 	if !w.oneIn(21) {
+		w.readsOnly()
 		var torn bool
 		err := db.Update(ctx, opts, func(tx *txkv.Tx) (err error) {
 			torn, err = c.read(tx, a)
@@ -63,6 +67,9 @@ func (c *content) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *
 	}
 	s := w.pick(sections)
 	err := db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, revKey(a), sectionKey(a, s)); err != nil {
+			return err
+		}
 		rev, err := getInt(tx, revKey(a))
 		if err != nil {
 			return err

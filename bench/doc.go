@@ -28,8 +28,23 @@
 //
 // The "guide says" column is Advise(spec.Profile): the guide's flowchart
 // applied to the profile each Spec declares. The runner (cmd/txkvbench)
-// prints it next to the measured winner, and marks where they disagree —
-// the point of measuring is to find out.
+// prints it next to the measured winner, and marks where they disagree by
+// more than the noise between repeated runs — the point of measuring is to
+// find out.
+//
+// # Written the way the guide says
+//
+// Each workload's transactions are written the way the guide tells users to
+// write them under each strategy (Spec.Recipe). Under Pessimistic, a
+// transaction locks what it will write before reading it, exclusively and in
+// canonical order (LockKeys: the guide's bank transfer, and §4's deadlock
+// prevention), and a reader of several keys takes their shared locks in that
+// order too: no S→X upgrades, no opposite orders, so no deadlocks — a
+// deadlock in a pessimistic cell is reported as a failed check
+// (Spec.DeadlockFree). Under the other strategies it reads plainly, as the
+// guide's optimistic and hybrid recipes do: explicit locks are real locks
+// under every strategy, and would make them pessimistic. Collaborative
+// editing loads in View and saves with PutIfVersion under every strategy.
 //
 // # The two knobs
 //
@@ -68,9 +83,9 @@
 // # How each strategy fares, and why
 //
 //	             few items (hot)                    many items (cold)
-//	pessimistic  waits in lock queues; S→X upgrade  pays a lock per access for
-//	             deadlocks when two readers of the  nothing
-//	             same key both write it (bank)
+//	pessimistic  waits in lock queues (its locks    pays a lock per access for
+//	             taken up front, in order: no       nothing
+//	             deadlocks)
 //	optimistic   validation fails, whole tx redone  nearly free: snapshot reads,
 //	             (wasted work grows with think time) one validation at commit
 //	hybrid       first attempt optimistic, retry    = optimistic
@@ -95,17 +110,21 @@
 // Each operation is one business transaction through db.Update with the
 // strategy under test and a generous retry policy (50 attempts): a
 // retryable error that outlasts it is counted as Failed. Latencies are
-// kept per worker (reservoir-sampled past 128k) and merged for p50/p90/p99;
-// aborts, retries, deadlocks and lock waits are differences of db.Stats()
-// over the run. Abort rate = aborted attempts / all attempts, where a
-// business refusal (ErrRejected: no funds, seat taken, sold out) is not an
-// abort.
+// kept per worker (reservoir-sampled past 128k) and merged for p50/p90/p99,
+// for all operations and apart for the read-only ones (Result.Read) and the
+// ones that committed a write (Result.Write), whose commits wait for the log.
+// Aborts, retries, deadlocks, lock waits and merges are differences of
+// db.Stats() over the run. Abort rate = attempts contention ended (a failed
+// validation, a deadlock, a lock timeout, a NOWAIT refusal) / all attempts;
+// a business refusal (ErrRejected: no funds, seat taken, sold out) is not an
+// abort, nor a version mismatch: collaborative editing's mismatches are
+// merges, the version check working as the guide intends.
 //
 // # Measuring
 //
 //	go test -race ./bench/                     # every workload × strategy, invariants
 //	go test -run '^$' -bench Workload ./bench/ # BenchmarkWorkload/<workload>/<strategy>
-//	go run ./bench/cmd/txkvbench -quick        # the matrix, tables, results.json, charts
+//	go run ./bench/cmd/txkvbench -quick        # the matrix (3 runs × 100ms a cell), tables, results.json, charts
 //	cd bench/peers && go run ./cmd/peers       # the same on bbolt, Badger, BuntDB, SQLite
 //
 // References: Kung & Robinson, "On Optimistic Methods for Concurrency

@@ -43,28 +43,72 @@ type Result struct {
 	FailedErr string `json:"failed_error,omitempty"` // the first such error
 
 	// From db.Stats(), the difference over the run.
+	Attempts uint64 `json:"attempts"` // transactions that ended, committed or aborted: Update's attempts and View
+	// Aborts are the attempts contention ended: a failed validation, a
+	// deadlock victim, a lock timeout or a NOWAIT refusal. A business
+	// refusal or a version mismatch also rolls its transaction back, but
+	// is the workload answering, not contention; it is not counted here.
 	Aborts       uint64 `json:"aborts"`
 	Retries      uint64 `json:"retries"`
 	Conflicts    uint64 `json:"conflicts"`
 	Deadlocks    uint64 `json:"deadlocks"`
 	LockWaits    uint64 `json:"lock_waits"`
 	LockTimeouts uint64 `json:"lock_timeouts"`
+	// Merges are PutIfVersion refusals (ErrVersionMismatch) the workload
+	// merged and resubmitted: the optimistic version check doing its job.
+	Merges uint64 `json:"merges"`
 
-	Throughput float64 `json:"ops_per_sec"` // Ops / Elapsed
-	AbortRate  float64 `json:"abort_rate"`  // aborted attempts / all attempts
-	AbortsPer  float64 `json:"aborts_per_op"`
-	RetriesPer float64 `json:"retries_per_op"`
+	Throughput   float64 `json:"ops_per_sec"` // Ops / Elapsed
+	AbortRate    float64 `json:"abort_rate"`  // Aborts / Attempts
+	AbortsPer    float64 `json:"aborts_per_op"`
+	RetriesPer   float64 `json:"retries_per_op"`
+	DeadlocksPer float64 `json:"deadlocks_per_op"`
+	MergesPer    float64 `json:"merges_per_op"`
 
+	// Every finished or failed operation.
 	P50 time.Duration `json:"p50_ns"`
 	P90 time.Duration `json:"p90_ns"`
 	P99 time.Duration `json:"p99_ns"`
 	Max time.Duration `json:"max_ns"`
+	// Write is the latency of the operations that committed a write (each
+	// waits for its log record to be durable); Read that of the read-only
+	// operations. Apart, because a median over both is the reads' median
+	// when reads are most of the operations.
+	Write Latency `json:"write_latency"`
+	Read  Latency `json:"read_latency"`
 
 	Extra map[string]uint64 `json:"extra,omitempty"` // the instance's Counters
 
 	InvariantOK  bool   `json:"invariant_ok"`
 	InvariantErr string `json:"invariant_error,omitempty"`
+	// DeadlockFree says the recipe promises no deadlocks under this strategy
+	// (Spec.DeadlockFree); DeadlockErr says it broke that promise.
+	DeadlockFree bool   `json:"deadlock_free"`
+	DeadlockErr  string `json:"deadlock_error,omitempty"`
 	Err          string `json:"error,omitempty"` // a run that could not finish
+}
+
+// Latency summarizes the latencies of one kind of operation.
+type Latency struct {
+	N   int           `json:"n"` // operations sampled
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+// Problem says what went wrong in the run, or "": an error that stopped it,
+// a broken invariant, or a deadlock the recipe promises cannot happen.
+func (r Result) Problem() string {
+	switch {
+	case r.Err != "":
+		return "ERROR: " + r.Err
+	case !r.InvariantOK:
+		return "FAIL: " + r.InvariantErr
+	case r.DeadlockErr != "":
+		return "FAIL: " + r.DeadlockErr
+	}
+	return ""
 }
 
 // Run loads the workload into db, drives it and checks its invariant. The
@@ -82,7 +126,19 @@ func Run(ctx context.Context, db *txkv.DB, spec Spec, cfg Config, rc RunConfig) 
 		return res, err
 	}
 	Verify(ctx, db, inst, &res)
+	checkDeadlocks(spec, rc.Strategy, &res)
 	return res, nil
+}
+
+// checkDeadlocks holds the run to its recipe's promise: a pessimistic recipe
+// that takes its locks in one canonical order cannot deadlock (guide §4), so
+// a deadlock there is a bug in the workload or the lock manager.
+func checkDeadlocks(spec Spec, st txkv.Strategy, res *Result) {
+	res.DeadlockFree = spec.DeadlockFree(st)
+	if res.DeadlockFree && res.Deadlocks > 0 {
+		res.DeadlockErr = fmt.Sprintf("%d deadlocks under %s, whose recipe takes its locks in canonical order "+
+			"(guide §4): a bug", res.Deadlocks, st)
+	}
 }
 
 // Verify runs the instance's Check and records the verdict in res.
@@ -114,7 +170,7 @@ func Drive(ctx context.Context, db *txkv.DB, inst Instance, rc RunConfig) (Resul
 	start := time.Now()
 	d.deadline = start.Add(rc.Duration) // from start: Elapsed covers the whole Duration
 	var wg sync.WaitGroup
-	lat := make([][]time.Duration, workers)
+	lat := make([][]sample, workers)
 	for i := range workers {
 		wg.Go(func() { lat[i] = d.loop(NewWorker(i, rc.Seed)) })
 	}
@@ -149,21 +205,48 @@ type driver struct {
 // sampling (Vitter's algorithm R) keeps a uniform sample.
 const maxSamples = 1 << 17
 
-func (d *driver) loop(w *Worker) []time.Duration {
-	var lat []time.Duration
+// sample is one operation's latency and kind. One reservoir for all kinds:
+// the samples of one kind in a uniform sample of all operations are a
+// uniform sample of that kind.
+type sample struct {
+	d    time.Duration
+	kind opKind
+}
+
+type opKind uint8
+
+const (
+	opOther opKind = iota // a write refused by the business rule, or given up
+	opRead                // a read-only operation
+	opWrite               // an operation that committed a write
+)
+
+func kindOf(w *Worker, err error) opKind {
+	switch {
+	case w.readOnly:
+		return opRead
+	case err == nil:
+		return opWrite
+	}
+	return opOther
+}
+
+func (d *driver) loop(w *Worker) []sample {
+	var lat []sample
 	seen := 0
 	for d.more() {
+		w.readOnly = false
 		t0 := time.Now()
 		err := d.inst.Op(d.ctx, d.db, d.opts, w)
-		el := time.Since(t0)
+		s := sample{time.Since(t0), kindOf(w, err)}
 		if !d.account(err) {
 			return lat
 		}
 		seen++
 		if len(lat) < maxSamples {
-			lat = append(lat, el)
+			lat = append(lat, s)
 		} else if j := w.Rand.IntN(seen); j < maxSamples {
-			lat[j] = el
+			lat[j] = s
 		}
 		if d.rc.OnOp != nil {
 			d.rc.OnOp()
@@ -199,12 +282,21 @@ func (d *driver) account(err error) bool {
 	return true
 }
 
-func (d *driver) result(el time.Duration, before, after txkv.Stats, lat []time.Duration) Result {
+// contention are the abort reasons (Stats.AbortsByReason) that count as
+// aborts: the ones contention causes. "rollback" (the callback returned an
+// error: a business refusal, a version mismatch) and "cancelled" do not.
+var contention = []string{"conflict", "deadlock", "timeout", "nowait"}
+
+func (d *driver) result(el time.Duration, before, after txkv.Stats, lat []sample) Result {
 	r := Result{
 		Elapsed: el, Committed: d.committed.Load(), Rejected: d.rejected.Load(), Failed: d.failed.Load(),
-		Aborts: after.Aborts - before.Aborts, Retries: after.Retries - before.Retries,
-		Conflicts: after.Conflicts - before.Conflicts, Deadlocks: after.Deadlocks - before.Deadlocks,
-		LockWaits: after.LockWaits - before.LockWaits, LockTimeouts: after.LockTimeouts - before.LockTimeouts,
+		Attempts: after.Commits + after.Aborts - before.Commits - before.Aborts,
+		Retries:  after.Retries - before.Retries, Conflicts: after.Conflicts - before.Conflicts,
+		Deadlocks: after.Deadlocks - before.Deadlocks, LockWaits: after.LockWaits - before.LockWaits,
+		LockTimeouts: after.LockTimeouts - before.LockTimeouts, Merges: after.VersionMismatches - before.VersionMismatches,
+	}
+	for _, reason := range contention {
+		r.Aborts += after.AbortsByReason[reason] - before.AbortsByReason[reason]
 	}
 	r.Ops = r.Committed + r.Rejected
 	if e := d.failedErr.Load(); e != nil {
@@ -213,27 +305,32 @@ func (d *driver) result(el time.Duration, before, after txkv.Stats, lat []time.D
 	if el > 0 {
 		r.Throughput = float64(r.Ops) / el.Seconds()
 	}
-	// Every operation is one or more attempts, each ending in a commit, an
-	// abort, or a rejection's rollback. The engine counts that rollback as
-	// an abort too; it is not contention, so subtract it. A failed
-	// operation's last attempt is one of the aborts.
-	aborts := r.Aborts - min(r.Aborts, r.Rejected)
-	if attempts := r.Ops + aborts; attempts > 0 {
-		r.AbortRate = float64(aborts) / float64(attempts)
+	if r.Attempts > 0 {
+		r.AbortRate = float64(r.Aborts) / float64(r.Attempts)
 	}
-	if n := r.Ops + r.Failed; n > 0 {
-		r.AbortsPer = float64(aborts) / float64(n)
-		r.RetriesPer = float64(r.Retries) / float64(n)
+	if n := float64(r.Ops + r.Failed); n > 0 {
+		r.AbortsPer, r.RetriesPer = float64(r.Aborts)/n, float64(r.Retries)/n
+		r.DeadlocksPer, r.MergesPer = float64(r.Deadlocks)/n, float64(r.Merges)/n
 	}
-	r.P50, r.P90, r.P99, r.Max = percentiles(lat)
+	all := percentiles(lat, func(sample) bool { return true })
+	r.P50, r.P90, r.P99, r.Max = all.P50, all.P90, all.P99, all.Max
+	r.Write = percentiles(lat, func(s sample) bool { return s.kind == opWrite })
+	r.Read = percentiles(lat, func(s sample) bool { return s.kind == opRead })
 	return r
 }
 
-func percentiles(lat []time.Duration) (p50, p90, p99, maxv time.Duration) {
-	if len(lat) == 0 {
-		return
+// percentiles summarizes the samples keep selects.
+func percentiles(lat []sample, keep func(sample) bool) Latency {
+	var ds []time.Duration
+	for _, s := range lat {
+		if keep(s) {
+			ds = append(ds, s.d)
+		}
 	}
-	slices.Sort(lat)
-	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-	return at(0.50), at(0.90), at(0.99), lat[len(lat)-1]
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return Latency{N: len(ds), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ds[len(ds)-1]}
 }

@@ -33,6 +33,9 @@ func flashSaleSpec() Spec {
 			"either still queued or handled exactly once.",
 		Profile: Profile{ConflictRate: 0.60, ReadWriteRatio: 1, TxDuration: 10 * time.Millisecond, UsersCanWait: true},
 		HotSet:  4, Sweep: []int{1, 4, 16},
+		Recipe: "every strategy: claim orders with ScanForUpdate + SkipLocked (the guide's grab, §7); " +
+			"pessimistic then LockKeys(Exclusive) their results and stock counters before reading them",
+		OrderedLocks: true,
 		New: func(cfg Config) Instance {
 			f := &flashSale{n: cfg.hotSet(4), think: cfg.think(0)}
 			f.mu.acked = map[string]int{}
@@ -76,6 +79,9 @@ func (f *flashSale) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w
 			f.emptyPolls.Add(1)
 			return ErrRejected
 		}
+		if err := lockForWrite(tx, opts.Strategy, claimKeys(orders)...); err != nil {
+			return err
+		}
 		think(f.think)
 		for _, o := range orders {
 			if err := f.fulfil(tx, o); err != nil {
@@ -96,6 +102,22 @@ func (f *flashSale) enqueue(ctx context.Context, db *txkv.DB, opts *txkv.TxOptio
 		f.mu.Unlock()
 	}
 	return err
+}
+
+// claimKeys are the keys handling orders writes besides the orders
+// themselves: their results and their products' stock counters. Two claimed
+// orders may be for the same product, or two workers' batches for the same
+// two products in opposite orders: locked one by one as fulfil reaches them,
+// those would deadlock.
+func claimKeys(orders []txkv.KV) [][]byte {
+	var keys [][]byte
+	for _, o := range orders {
+		keys = append(keys, resultKey(o.Key))
+		if p, err := dec(o.Value); err == nil {
+			keys = append(keys, saleStockKey(int(p)))
+		}
+	}
+	return keys
 }
 
 // fulfil handles one claimed order.

@@ -22,7 +22,10 @@ func inventorySpec() Spec {
 			"product's stock = initial + deliveries - orders, and stock >= 0.",
 		Profile: Profile{ConflictRate: 0.02, ReadWriteRatio: 10, TxDuration: 5 * time.Millisecond, UsersCanWait: true},
 		HotSet:  1000, Sweep: []int{10, 100, 1000},
-		New: func(cfg Config) Instance { return &inventory{n: cfg.hotSet(1000), think: cfg.think(0)} },
+		Recipe: "pessimistic: a browse LockKeys(Shared) its three products, a purchase LockKeys(Exclusive) its " +
+			"product, then reads and writes; the others: plain Get and Put (the guide's buy, §7)",
+		OrderedLocks: true,
+		New:          func(cfg Config) Instance { return &inventory{n: cfg.hotSet(1000), think: cfg.think(0)} },
 	}
 }
 
@@ -40,10 +43,14 @@ func (v *inventory) Setup(ctx context.Context, db *txkv.DB) error {
 
 func (v *inventory) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Worker) error {
 	if !w.oneIn(11) {
-		a, b, c := w.pick(v.n), w.pick(v.n), w.pick(v.n)
+		w.readsOnly()
+		keys := [][]byte{stockKey(w.pick(v.n)), stockKey(w.pick(v.n)), stockKey(w.pick(v.n))}
 		return db.Update(ctx, opts, func(tx *txkv.Tx) error {
-			for _, p := range []int{a, b, c} {
-				if _, err := tx.Get(stockKey(p)); err != nil {
+			if err := lockForRead(tx, opts.Strategy, keys...); err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if _, err := tx.Get(k); err != nil {
 					return err
 				}
 			}
@@ -56,6 +63,9 @@ func (v *inventory) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w
 		qty = -invRestock // a delivery: negative units sold
 	}
 	err := db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, stockKey(p)); err != nil {
+			return err
+		}
 		stock, err := getInt(tx, stockKey(p))
 		if err != nil {
 			return err

@@ -20,7 +20,10 @@ func likesSpec() Spec {
 			"counter. Invariant: every counter = its like records; one like per user and post.",
 		Profile: Profile{ConflictRate: 0.01, ReadWriteRatio: 100, TxDuration: time.Millisecond, UsersCanWait: true},
 		HotSet:  100, Sweep: []int{5, 50, 500},
-		New: func(cfg Config) Instance { return &likes{n: cfg.hotSet(100), think: cfg.think(0)} },
+		Recipe: "pessimistic: a like or unlike LockKeys(Exclusive) its like record and the post's counter, then " +
+			"reads and writes; the others: plain Get and Put (the guide's like, §7)",
+		OrderedLocks: true,
+		New:          func(cfg Config) Instance { return &likes{n: cfg.hotSet(100), think: cfg.think(0)} },
 	}
 }
 
@@ -41,6 +44,7 @@ func (l *likes) Setup(ctx context.Context, db *txkv.DB) error {
 func (l *likes) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Worker) error {
 	p := w.pick(l.n)
 	if !w.oneIn(101) {
+		w.readsOnly()
 		return db.Update(ctx, opts, func(tx *txkv.Tx) error {
 			_, err := tx.Get(likeCount(p))
 			return err
@@ -48,6 +52,9 @@ func (l *likes) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Wo
 	}
 	u, unlike := w.pick(likeUsers), w.oneIn(5)
 	err := db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, likeKey(p, u), likeCount(p)); err != nil {
+			return err
+		}
 		_, err := tx.Get(likeKey(p, u))
 		liked := err == nil
 		if err != nil && !errors.Is(err, txkv.ErrNotFound) {

@@ -22,6 +22,9 @@ func medicalSpec() Spec {
 		Profile: Profile{Critical: true, ConflictRate: 0.10, ReadWriteRatio: 1, TxDuration: 50 * time.Millisecond},
 		HotSet:  100, Sweep: []int{5, 50, 500},
 		Think: 200 * time.Microsecond,
+		Recipe: "pessimistic: an edit LockKeys(Exclusive) the record before reading it (no S→X upgrade, guide §4), " +
+			"then writes it and its history entry; the others: plain Get and Put",
+		OrderedLocks: true,
 		New: func(cfg Config) Instance {
 			m := &medical{n: cfg.hotSet(100), think: cfg.think(200 * time.Microsecond)}
 			m.mu.acked = map[string]int{}
@@ -52,6 +55,7 @@ func (m *medical) Setup(ctx context.Context, db *txkv.DB) error {
 func (m *medical) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Worker) error {
 	p := w.pick(m.n)
 	if w.oneIn(2) {
+		w.readsOnly()
 		return db.Update(ctx, opts, func(tx *txkv.Tx) error {
 			n, err := getInt(tx, recordKey(p))
 			if err != nil || n == 0 {
@@ -72,6 +76,9 @@ func (m *medical) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *
 	}
 	id := w.NextID()
 	err := db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, recordKey(p)); err != nil {
+			return err
+		}
 		n, err := getInt(tx, recordKey(p))
 		if err != nil {
 			return err

@@ -26,6 +26,9 @@ func ticketSpec() Spec {
 		Profile: Profile{ConflictRate: 0.15, ReadWriteRatio: 5, TxDuration: 100 * time.Millisecond, UsersCanWait: true},
 		HotSet:  100, Sweep: []int{20, 100, 1000},
 		Think: 200 * time.Microsecond,
+		Recipe: "pessimistic: a booking or cancellation LockKeys(Exclusive) its seat, then reads and writes; " +
+			"the others: plain Get and Put (the guide's bookSeat, §7); a seat-map view is a Scan",
+		OrderedLocks: true,
 		New: func(cfg Config) Instance {
 			return &tickets{n: max(cfg.hotSet(100), 1), think: cfg.think(200 * time.Microsecond)}
 		},
@@ -48,6 +51,7 @@ func (t *tickets) Setup(ctx context.Context, db *txkv.DB) error {
 
 func (t *tickets) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *Worker) error {
 	if !w.oneIn(6) {
+		w.readsOnly()
 		lo := w.pick(t.n) / sectionSize * sectionSize
 		return db.Update(ctx, opts, func(tx *txkv.Tx) error {
 			return tx.Scan(seatKey(lo), seatKey(lo+sectionSize), func(_, _ []byte) error { return nil })
@@ -55,6 +59,9 @@ func (t *tickets) Op(ctx context.Context, db *txkv.DB, opts *txkv.TxOptions, w *
 	}
 	seat, cancel, id := w.pick(t.n), w.oneIn(4), []byte(w.NextID())
 	err := db.Update(ctx, opts, func(tx *txkv.Tx) error {
+		if err := lockForWrite(tx, opts.Strategy, seatKey(seat)); err != nil {
+			return err
+		}
 		cur, err := tx.Get(seatKey(seat))
 		if err != nil {
 			return err

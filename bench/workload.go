@@ -56,8 +56,23 @@ type Spec struct {
 	HotSet int
 	Sweep  []int
 	Think  time.Duration // default think time
+	// Recipe says how the workload's transactions are written under each
+	// strategy: the way the guide tells users to write them (§4, §7).
+	Recipe string
+	// OrderedLocks says the pessimistic recipe takes every lock it waits
+	// for in one canonical order (LockKeys, guide §4), so under Pessimistic
+	// a deadlock cannot happen: if one does, it is a bug (DeadlockFree).
+	OrderedLocks bool
 	// New builds a fresh instance; each run needs its own.
 	New func(cfg Config) Instance
+}
+
+// DeadlockFree reports whether the workload's recipe under st promises no
+// deadlocks. Only Pessimistic does: the optimistic strategies take their
+// locks where the engine decides (at commit, on a retry, on a hot key), and
+// the guide promises nothing about their order.
+func (s Spec) DeadlockFree(st txkv.Strategy) bool {
+	return s.OrderedLocks && st == txkv.Pessimistic
 }
 
 // Instance is one run of a workload against one database.
@@ -85,7 +100,14 @@ type Worker struct {
 	ID   int
 	Rand *rand.Rand
 	seq  uint64
+	// readOnly is set by an operation that only reads (readsOnly), so the
+	// driver reports its latency apart from the writing operations', whose
+	// commits wait for the log: a mix of both has a meaningless median.
+	readOnly bool
 }
+
+// readsOnly marks the current operation as read-only.
+func (w *Worker) readsOnly() { w.readOnly = true }
 
 // NewWorker returns a worker with a deterministic random stream.
 func NewWorker(id int, seed uint64) *Worker {
@@ -171,6 +193,35 @@ func ParseStrategy(name string) (txkv.Strategy, error) {
 		return 0, fmt.Errorf("txkv: bench: unknown strategy %q", name)
 	}
 	return Strategies()[i], nil
+}
+
+// --- the guide's recipes ---
+
+// lockForWrite is the guide's deadlock prevention (§4, and the bank recipe of
+// §7): a pessimistic transaction locks the rows it will write exclusively,
+// in canonical order, before it reads them — so two transactions never both
+// hold S and upgrade, and never take two locks in opposite orders. Under
+// the other strategies it does nothing: explicit locks are real locks under
+// every strategy, and the guide's optimistic, hybrid and adaptive recipes
+// read plainly and leave locking to validation, the retry or the key's
+// temperature.
+func lockForWrite(tx *txkv.Tx, st txkv.Strategy, keys ...[]byte) error {
+	return lockOrdered(tx, st, txkv.Exclusive, keys)
+}
+
+// lockForRead takes shared locks on keys a pessimistic transaction will
+// read, in canonical order: plain Gets in a random order would take the
+// same S locks, but queued writers (FIFO) could close a cycle between two
+// readers that took them in opposite orders.
+func lockForRead(tx *txkv.Tx, st txkv.Strategy, keys ...[]byte) error {
+	return lockOrdered(tx, st, txkv.Shared, keys)
+}
+
+func lockOrdered(tx *txkv.Tx, st txkv.Strategy, mode txkv.LockMode, keys [][]byte) error {
+	if st != txkv.Pessimistic {
+		return nil
+	}
+	return tx.LockKeys(mode, keys...)
 }
 
 // --- value and key encoding shared by the workloads ---

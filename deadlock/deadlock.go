@@ -45,9 +45,14 @@ func (m Mode) Valid() bool { return m <= Off }
 type VictimPolicy uint8
 
 const (
-	// Youngest aborts the transaction with the largest ID in the cycle: IDs
-	// grow with start time, so it is the one that has probably done the least
-	// work (Gray & Reuter's "least work lost").
+	// Youngest aborts the youngest transaction of the cycle: the one with the
+	// largest age, ties broken by the larger ID. Ages grow with start time,
+	// so the youngest has probably done the least work (Gray & Reuter's
+	// "least work lost"). A transaction's age is its ID unless the caller
+	// supplies ages (ChooseVictimByAge): an engine that retries an aborted
+	// transaction under a new ID keeps the first attempt's age, so the retry
+	// grows older instead of being the youngest again every time (the idea
+	// behind wound-wait's timestamps and CockroachDB's priorities).
 	Youngest VictimPolicy = iota
 	// Requester aborts the transaction whose wait closed the cycle
 	// (PostgreSQL's choice). In a periodic sweep that is the cycle member
@@ -86,15 +91,28 @@ func (e Edge) String() string {
 	return fmt.Sprintf("%d -> %d", e.Waiter, e.Holder)
 }
 
-// ChooseVictim picks the one transaction of cycle to abort. requester is the
-// transaction whose wait closed the cycle; it is used by the Requester policy
-// and ignored (or when it is not in the cycle) otherwise, in which case the
-// youngest member is chosen. An empty cycle yields 0.
+// ChooseVictim is ChooseVictimByAge with every transaction's age equal to
+// its ID.
 func ChooseVictim(cycle []Edge, p VictimPolicy, requester uint64) uint64 {
-	var youngest uint64
+	return ChooseVictimByAge(cycle, p, requester, nil)
+}
+
+// ChooseVictimByAge picks the one transaction of cycle to abort. requester
+// is the transaction whose wait closed the cycle: the Requester policy picks
+// it when it is in the cycle. Otherwise (Youngest, or a requester outside the
+// cycle) the youngest member is picked: the largest age(txn), ties broken by
+// the larger ID. A smaller age is older; nil age means every age is the ID.
+// An empty cycle yields 0.
+func ChooseVictimByAge(cycle []Edge, p VictimPolicy, requester uint64, age func(txn uint64) uint64) uint64 {
+	if age == nil {
+		age = func(txn uint64) uint64 { return txn }
+	}
+	var victim, victimAge uint64
 	inCycle := false
-	for _, e := range cycle {
-		youngest = max(youngest, e.Waiter)
+	for i, e := range cycle {
+		if a := age(e.Waiter); i == 0 || a > victimAge || a == victimAge && e.Waiter > victim {
+			victim, victimAge = e.Waiter, a
+		}
 		if e.Waiter == requester {
 			inCycle = true
 		}
@@ -102,7 +120,7 @@ func ChooseVictim(cycle []Edge, p VictimPolicy, requester uint64) uint64 {
 	if p == Requester && inCycle {
 		return requester
 	}
-	return youngest
+	return victim
 }
 
 // IsCycle reports whether edges form one closed walk: each edge starts where

@@ -28,8 +28,14 @@ type Graph[R any] struct {
 		edges int                 // total number of edges
 		gen   uint64              // DFS visit stamp, bumped per search
 		stack []frame[R]          // DFS scratch, reused across searches
+		peak  int                 // most nodes since the maps were made (see RemoveLocked)
 	}
 }
+
+// shrinkAbove is the peak number of waiters after which the graph's maps
+// are rebuilt once it is empty again: a Go map keeps the buckets of its
+// largest size, so one burst of waiters would otherwise pin them forever.
+const shrinkAbove = 1024
 
 type node[R any] struct {
 	id      uint64
@@ -75,6 +81,7 @@ func (g *Graph[R]) SetWaitsLocked(waiter uint64, on R, edges []Edge) {
 	if n == nil {
 		n = &node[R]{id: waiter}
 		g.mu.nodes[waiter] = n
+		g.mu.peak = max(g.mu.peak, len(g.mu.nodes))
 	}
 	g.dropOutLocked(n)
 	n.on = on
@@ -130,7 +137,8 @@ func (g *Graph[R]) Remove(waiter uint64) bool {
 
 // RemoveLocked forgets that waiter waits (it was granted, timed out, was
 // cancelled or aborted). Edges of other waiters pointing at it stay: they are
-// the owner's to update. It reports whether waiter had a node.
+// the owner's to update. It reports whether waiter had a node. When the
+// last waiter of a large peak leaves, the maps are rebuilt small.
 func (g *Graph[R]) RemoveLocked(waiter uint64) bool {
 	n := g.mu.nodes[waiter]
 	if n == nil {
@@ -138,6 +146,11 @@ func (g *Graph[R]) RemoveLocked(waiter uint64) bool {
 	}
 	g.dropOutLocked(n)
 	delete(g.mu.nodes, waiter)
+	if len(g.mu.nodes) == 0 && g.mu.peak > shrinkAbove {
+		g.mu.nodes = make(map[uint64]*node[R])
+		g.mu.indeg = make(map[uint64]int)
+		g.mu.stack, g.mu.peak = nil, 0
+	}
 	return true
 }
 

@@ -207,3 +207,37 @@ func TestSweeper(t *testing.T) {
 		t.Error("nil sweep accepted")
 	}
 }
+
+// TestChooseVictimByAge: Youngest picks the largest age, ties by the
+// larger ID; a transaction without an age of its own is as old as its ID;
+// Requester ignores ages.
+func TestChooseVictimByAge(t *testing.T) {
+	cycle := []Edge{{Waiter: 9, Holder: 5}, {Waiter: 5, Holder: 7}, {Waiter: 7, Holder: 9}}
+	ages := map[uint64]uint64{9: 2} // txn 9 retries a transaction first started as txn 2
+	age := func(txn uint64) uint64 {
+		if a, ok := ages[txn]; ok {
+			return a
+		}
+		return txn
+	}
+	if v := ChooseVictimByAge(cycle, Youngest, 9, age); v != 7 {
+		t.Errorf("youngest by age: %d, want 7", v)
+	}
+	if v := ChooseVictimByAge(cycle, Youngest, 9, nil); v != 9 {
+		t.Errorf("youngest by ID: %d, want 9", v)
+	}
+	ages[5] = 7 // ties with txn 7: the larger ID loses
+	if v := ChooseVictimByAge(cycle, Youngest, 9, age); v != 7 {
+		t.Errorf("tie: %d, want 7", v)
+	}
+	ages[5] = 8
+	if v := ChooseVictimByAge(cycle, Youngest, 9, age); v != 5 {
+		t.Errorf("youngest by age: %d, want 5", v)
+	}
+	if v := ChooseVictimByAge(cycle, Requester, 9, age); v != 9 {
+		t.Errorf("requester: %d, want 9", v)
+	}
+	if v := ChooseVictimByAge(nil, Youngest, 9, age); v != 0 {
+		t.Errorf("empty cycle: %d", v)
+	}
+}

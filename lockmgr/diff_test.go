@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/txkv/txkv/deadlock"
 )
 
 var diffSeed = flag.Uint64("diff.seed", 0, "replay TestDifferential with this seed (also env TXKV_DIFF_SEED)")
@@ -20,7 +22,8 @@ var diffSeed = flag.Uint64("diff.seed", 0, "replay TestDifferential with this se
 // TestDifferential drives the Manager and refModel with the same random
 // script (acquire in every mode/policy on points and ranges, release,
 // cancel) and after every step compares: the immediate result, which
-// blocked requests completed and how, and the whole lock table. Deadlock
+// blocked requests completed and how, the whole lock table, and that the
+// Manager's wait-for graph is exactly what its table implies. Deadlock
 // resolutions are taken from the Manager (the hooks report each victim and
 // each out-of-order grant, in order) and checked against the model: a
 // victim must be on a cycle of the model's full wait-for graph, a reordered
@@ -60,7 +63,7 @@ type diffRun struct {
 	ref *refModel
 
 	mu      sync.Mutex
-	actions []string // hooks.resolved, in order: "victim 3", "reorder 2"
+	actions []string // hooks.resolved, in order: "victim 3 0", "reorder 2 0", "move 4 3"
 	parked  map[uint64]chan struct{}
 	pending map[uint64]*diffPending
 	log     []string
@@ -83,9 +86,9 @@ func runDifferential(t *testing.T, seed uint64, steps int) {
 		d.mu.Unlock()
 		close(ch)
 	}
-	d.m.hooks.resolved = func(kind string, txn uint64) {
+	d.m.hooks.resolved = func(kind string, txn, other uint64) {
 		d.mu.Lock()
-		d.actions = append(d.actions, fmt.Sprintf("%s %d", kind, txn))
+		d.actions = append(d.actions, fmt.Sprintf("%s %d %d", kind, txn, other))
 		d.mu.Unlock()
 	}
 	defer func() {
@@ -171,11 +174,14 @@ func (d *diffRun) step(i int) {
 		refGranted = d.ref.release(txn)
 		got, want = "ok", "ok"
 	default:
-		p := []WaitPolicy{Block, Block, NoWait, SkipLocked}[d.rng.IntN(4)]
+		p := []WaitPolicy{Block, Block, Block, NoWait, SkipLocked, NoWaitTimeout}[d.rng.IntN(6)]
 		rr, tg := d.randomReq(txn)
 		desc = fmt.Sprintf("acquire %d %s %s %s", txn, tg, rr.mode.short(), p)
 		got = d.acquire(txn, tg, rr.mode, p)
 		want = d.ref.acquire(rr, p)
+		if want == "na" && p == NoWaitTimeout {
+			want = "timeout"
+		}
 	}
 	d.log = append(d.log, fmt.Sprintf("%d: %s -> %s", i, desc, got))
 	completions := d.settle()
@@ -203,6 +209,52 @@ func (d *diffRun) step(i int) {
 			i, desc, formatLocks(d.ref.locks()), dot.String())
 	}
 	d.compareLocks(i, desc)
+	d.checkGraph(i, desc)
+}
+
+// checkGraph verifies that the wait-for graph is an exact image of the lock
+// table: one node per waiting request, carrying exactly the edges computed
+// from the table now, and every point waiter's prevX cache is what a walk
+// of its queue gives. The early stop of refreshHeadLocked relies on both.
+func (d *diffRun) checkGraph(i int, desc string) {
+	m := d.m
+	m.lockAll()
+	defer m.unlockAll()
+	waiting := 0
+	check := func(r *request, want []deadlock.Edge) {
+		waiting++
+		m.graph.Lock()
+		on, ok := m.graph.WaitingOnLocked(r.txn)
+		got := slices.Clone(m.graph.OutLocked(r.txn))
+		m.graph.Unlock()
+		if !ok || on != r {
+			d.t.Fatalf("step %d %s: txn %d waits in the table but not in the graph", i, desc, r.txn)
+		}
+		g := deadlock.NewGraph[int]()
+		g.SetWaits(r.txn, 0, want)
+		if w := g.Edges(); fmt.Sprint(got) != fmt.Sprint(w) {
+			d.t.Fatalf("step %d %s: txn %d has edges %v in the graph, the table says %v", i, desc, r.txn, got, w)
+		}
+	}
+	m.forEachHeadLocked(func(h *lockHead) {
+		for w := h.waiters.head; w != nil; w = w.next {
+			var x *request
+			for x = w.prev; x != nil && x.mode != Exclusive; x = x.prev {
+			}
+			if w.prevX != x {
+				d.t.Fatalf("step %d %s: txn %d on %q: stale prevX", i, desc, w.txn, h.key)
+			}
+			check(w, m.pointEdgesLocked(w, w.prev, nil))
+		}
+	})
+	for _, r := range m.rt.reqs {
+		if r.state == stateWaiting {
+			check(r, m.rangeEdgesLocked(r, nil))
+		}
+	}
+	if n, _ := m.graph.Len(); n != waiting {
+		d.t.Fatalf("step %d %s: %d waiters in the graph, %d in the table", i, desc, n, waiting)
+	}
 }
 
 // acquire runs one Acquire and classifies its immediate outcome.
@@ -236,6 +288,8 @@ func errClass(err error) string {
 		return "ok"
 	case errors.Is(err, ErrLockNotAvailable):
 		return "na"
+	case errors.Is(err, ErrLockTimeout):
+		return "timeout"
 	case errors.As(err, &de):
 		return "deadlock"
 	case errors.Is(err, context.Canceled):
@@ -287,8 +341,8 @@ func (d *diffRun) applyActions(i int, desc string) (granted, victims []uint64) {
 	d.mu.Unlock()
 	for _, a := range actions {
 		var kind string
-		var txn uint64
-		fmt.Sscanf(a, "%s %d", &kind, &txn)
+		var txn, other uint64
+		fmt.Sscanf(a, "%s %d %d", &kind, &txn, &other)
 		w := d.ref.waitingOf(txn)
 		if w == nil || !d.ref.onCycle(txn) {
 			d.t.Fatalf("step %d %s: manager %s, but txn %d is on no cycle of the model", i, desc, a, txn)
@@ -304,6 +358,17 @@ func (d *diffRun) applyActions(i int, desc string) (granted, victims []uint64) {
 			d.ref.grant(w)
 			granted = append(granted, txn)
 			granted = append(granted, d.ref.settle()...)
+		case "move":
+			b := d.ref.waitingOf(other)
+			if b == nil || !Conflicts(w.mode, b.mode) || !refOverlap(w, b) || !d.ref.ahead(b, w) ||
+				d.ref.passes(w, b) != d.ref.passes(b, w) {
+				d.t.Fatalf("step %d %s: manager moved txn %d ahead of txn %d, not queued ahead of it by order alone",
+					i, desc, txn, other)
+			}
+			w.pos = b.pos - 1
+			if g := d.ref.settle(); len(g) > 0 {
+				d.t.Fatalf("step %d %s: moving txn %d ahead made %v grantable", i, desc, txn, g)
+			}
 		}
 		d.log = append(d.log, "   resolved: "+a)
 	}

@@ -97,21 +97,27 @@ func (e *DeadlockError) txnName(id uint64) string {
 func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
 
 // LockError details a lock request that was refused: NoWait or SkipLocked
-// found it unavailable (Err is ErrLockNotAvailable), or a Block wait ran out
-// of time (Err is ErrLockTimeout). errors.Is(err, ErrLockNotAvailable) and
-// errors.Is(err, ErrLockTimeout) match it; errors.As gives the detail, as
-// PostgreSQL's 55P03 names the relation and InnoDB's lock monitor the
-// blocking transaction. For example:
+// found it unavailable (Err is ErrLockNotAvailable), a Block wait ran out
+// of time (Err is ErrLockTimeout), or a NoWaitTimeout request found it
+// unavailable (Err is ErrLockTimeout, Timeout is 0: it did not wait).
+// errors.Is(err, ErrLockNotAvailable) and errors.Is(err, ErrLockTimeout)
+// match it; errors.As gives the detail, as PostgreSQL's 55P03 names the
+// relation and InnoDB's lock monitor the blocking transaction. For example:
 //
 //	txkv: lock not available: txn 7 wants exclusive on "seat-12A", held by txn 3
 //	txkv: lock wait timeout: txn 9 waited 50ms for shared on ["a","m"), held by txn 4, 6
+//	txkv: lock wait timeout: txn 9 did not wait for shared on "k", held by txn 4
 type LockError struct {
-	Err     error         // ErrLockNotAvailable or ErrLockTimeout
-	Txn     uint64        // the transaction that asked
-	Target  Target        // what it asked for (a private copy)
-	Mode    Mode          // in which mode
-	Holders []uint64      // conflicting holders at the time of the refusal, ascending
-	Queued  []uint64      // conflicting requests queued ahead of it (FIFO: it would wait for them too)
+	Err     error    // ErrLockNotAvailable or ErrLockTimeout
+	Txn     uint64   // the transaction that asked
+	Target  Target   // what it asked for (a private copy)
+	Mode    Mode     // in which mode
+	Holders []uint64 // conflicting holders at the time of the refusal, ascending
+	// Queued lists conflicting requests queued ahead of it (FIFO: it would
+	// wait for them too), ascending: on its key, those back to and including
+	// the nearest exclusive one (which waits for any before it); every
+	// conflicting range request ahead.
+	Queued  []uint64
 	Timeout time.Duration // the wait that ran out (ErrLockTimeout); 0 for a refusal
 	// Labels holds the labels (SetLabel) of the transactions above that
 	// have one; nil when none do.
@@ -124,9 +130,12 @@ func (e *LockError) Error() string {
 	b.WriteString(e.Err.Error())
 	b.WriteString(": ")
 	target := formatTarget(e.Target.Key, e.Target.End, e.Target.Range)
-	if e.Timeout > 0 {
+	switch {
+	case e.Timeout > 0:
 		fmt.Fprintf(&b, "%s waited %v for %s on %s", e.txnName(e.Txn), e.Timeout, e.Mode, target)
-	} else {
+	case errors.Is(e.Err, ErrLockTimeout):
+		fmt.Fprintf(&b, "%s did not wait for %s on %s", e.txnName(e.Txn), e.Mode, target)
+	default:
 		fmt.Fprintf(&b, "%s wants %s on %s", e.txnName(e.Txn), e.Mode, target)
 	}
 	e.writeTxns(&b, ", held by ", e.Holders)

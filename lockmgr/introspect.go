@@ -33,13 +33,13 @@ type LockInfo struct {
 func (m *Manager) Locks() []LockInfo {
 	type row struct {
 		info LockInfo
-		seq  uint64
+		at   request // the queue-order fields, copied under the lock
 	}
 	var rows []row
 	add := func(r *request) {
 		key, end, isRange := r.target()
 		rows = append(rows, row{LockInfo{TxID: r.txn, Key: bytes.Clone(key), End: bytes.Clone(end), Range: isRange,
-			Mode: r.mode, Granted: r.state == stateGranted, Since: r.since}, r.queueOrder()})
+			Mode: r.mode, Granted: r.state == stateGranted, Since: r.since}, request{upgrade: r.upgrade, pos: r.pos, seq: r.seq}})
 	}
 	m.lockAll()
 	m.forEachHeadLocked(func(h *lockHead) {
@@ -74,7 +74,7 @@ func (m *Manager) Locks() []LockInfo {
 		if x.Granted {
 			return cmp.Compare(x.TxID, y.TxID)
 		}
-		return cmp.Compare(a.seq, b.seq)
+		return queueOrder(&a.at, &b.at)
 	})
 	out := make([]LockInfo, len(rows))
 	for i := range rows {
@@ -83,12 +83,18 @@ func (m *Manager) Locks() []LockInfo {
 	return out
 }
 
-// queueOrder sorts waiters as ahead does: upgrades first, then arrival.
-func (r *request) queueOrder() uint64 {
-	if r.upgrade {
-		return r.seq
+// queueOrder sorts the waiters of one target as their queue does: upgrades
+// first, then queue order.
+func queueOrder(a, b *request) int {
+	switch {
+	case a.upgrade != b.upgrade:
+		return boolOrder(b.upgrade, a.upgrade)
+	case a.before(b):
+		return -1
+	case b.before(a):
+		return 1
 	}
-	return r.seq | 1<<63
+	return 0
 }
 
 func boolOrder(a, b bool) int {

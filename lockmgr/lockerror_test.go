@@ -76,6 +76,35 @@ func TestLockErrorOfTimeout(t *testing.T) {
 	m.ReleaseAll(1)
 }
 
+// A NoWaitTimeout refusal is a *LockError matching ErrLockTimeout (and not
+// ErrLockNotAvailable) that says it did not wait; it queues nothing.
+func TestLockErrorOfNoWaitTimeout(t *testing.T) {
+	m := New(nil)
+	defer m.Close()
+	ctx := context.Background()
+	must(t, m.Acquire(ctx, 1, Point([]byte("k")), Exclusive, Block, 0))
+	err := m.Acquire(ctx, 2, Point([]byte("k")), Shared, NoWaitTimeout, 0)
+	var le *LockError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLockTimeout) || errors.Is(err, ErrLockNotAvailable) {
+		t.Fatalf("got %v", err)
+	}
+	if le.Timeout != 0 || !slices.Equal(le.Holders, []uint64{1}) {
+		t.Fatalf("detail %+v", le)
+	}
+	want := `txkv: lock wait timeout: txn 2 did not wait for shared on "k", held by txn 1`
+	if le.Error() != want {
+		t.Fatalf("message:\n%s\nwant\n%s", le.Error(), want)
+	}
+	if s := m.Stats(); s.Timeouts != 1 || s.NotAvailable != 0 || s.Waits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if NoWaitTimeout.String() != "nowait-timeout" {
+		t.Fatal(NoWaitTimeout.String())
+	}
+	wantLocks(t, m, `"k": txn 1 X granted`)
+	m.ReleaseAll(1)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

@@ -24,10 +24,15 @@ type Options struct {
 	// deadlock_timeout). Used only with deadlock.Periodic.
 	Interval time.Duration
 	// Victim chooses which member of a cycle is aborted: deadlock.Youngest
-	// (default, largest txn ID) or deadlock.Requester.
+	// (default: the largest age, see SetAge; ties by the larger ID) or
+	// deadlock.Requester.
 	Victim deadlock.VictimPolicy
 	// OnDeadlock, if set, is called once per victim, after the victim's
-	// request was cancelled, with no lock manager mutex held.
+	// request was cancelled, with no lock manager mutex held, on the
+	// goroutine that broke the cycle: the Acquire whose wait closed it
+	// (Immediate) or the sweeper (Periodic). If it panics, that Acquire
+	// withdraws its own request before the panic goes on, and the other
+	// victims are still reported.
 	OnDeadlock func(*DeadlockError)
 	// Shards is the number of hash shards of the point-lock table, rounded
 	// up to a power of two (default 64).
@@ -38,7 +43,10 @@ const (
 	defaultInterval = time.Second
 	defaultShards   = 64
 	maxShards       = 1 << 16
-	maxFree         = 256 // recycled heads and requests kept per shard
+	maxFree         = 256  // recycled heads and requests kept per shard
+	maxKeptKey      = 256  // largest key buffer a recycled head keeps
+	maxScratch      = 1024 // largest scratch slice a shard keeps between uses
+	shrinkAbove     = 1024 // a shard's map is rebuilt once empty after a larger peak
 )
 
 // Validate reports the first invalid field. New replaces invalid fields by
@@ -117,9 +125,12 @@ type hooks struct {
 	// immediate deadlock search (if any) has run, just before it blocks.
 	waiting func(txn uint64)
 	// resolved is called, with every shard locked, each time a cycle is
-	// broken: kind "victim" (txn aborted) or "reorder" (txn granted out of
-	// queue order).
-	resolved func(kind string, txn uint64)
+	// broken: kind "victim" (txn aborted), "reorder" (txn granted out of
+	// queue order) or "move" (txn's request moved just ahead of other's).
+	resolved func(kind string, txn, other uint64)
+	// refreshed is called, with the key's shard locked, after each
+	// re-examination of a point queue with the number of waiters examined.
+	refreshed func(examined int)
 }
 
 // shard holds the point locks whose key hashes to it.
@@ -129,6 +140,7 @@ type shard struct {
 	mu struct {
 		sync.Mutex
 		heads     map[uint64]*lockHead // by key hash; collisions chain through hnext
+		peak      int                  // most heads since the map was made
 		freeHeads []*lockHead
 		freeReqs  []*request
 		// scratch for refreshHeadLocked, reused to keep waits cheap
@@ -156,10 +168,12 @@ type txnShard struct {
 }
 
 // txnState is what the manager remembers about a transaction between its
-// first lock (or label) and ReleaseAll.
+// first lock (or label, or age) and ReleaseAll.
 type txnState struct {
-	held  *request // granted requests, linked through request.txnNext
-	label string
+	held   *request // granted requests, linked through request.txnNext
+	label  string
+	age    uint64 // see SetAge; meaningful if hasAge
+	hasAge bool
 }
 
 // New returns a lock manager. nil opts means the defaults; invalid fields
@@ -248,6 +262,9 @@ func (sh *shard) newHeadLocked(h uint64, key []byte) *lockHead {
 	x.key = append(x.key[:0], key...)
 	x.hnext = sh.mu.heads[h]
 	sh.mu.heads[h] = x
+	if n := len(sh.mu.heads); n > sh.mu.peak {
+		sh.mu.peak = n
+	}
 	return x
 }
 
@@ -269,9 +286,30 @@ func (sh *shard) maybeFreeHeadLocked(x *lockHead) {
 		}
 		p.hnext = x.hnext
 	}
-	x.hnext, x.lastX = nil, nil
+	x.hnext = nil
+	if cap(x.key) > maxKeptKey {
+		x.key = nil // a peak of large keys must not stay pinned by the free list
+	}
 	if len(sh.mu.freeHeads) < maxFree {
 		sh.mu.freeHeads = append(sh.mu.freeHeads, x)
+	}
+	if len(sh.mu.heads) == 0 && sh.mu.peak > shrinkAbove {
+		sh.mu.heads, sh.mu.peak = make(map[uint64]*lockHead), 0 // a Go map keeps its largest buckets
+	}
+}
+
+// keepScratchLocked stores refreshHeadLocked's scratch slices for the next
+// use, unless a burst made them large.
+func (sh *shard) keepScratchLocked(edges []deadlock.Edge, waits []waitUpdate, grants []*request) {
+	sh.mu.edges, sh.mu.waits, sh.mu.grants = nil, nil, nil
+	if cap(edges) <= maxScratch {
+		sh.mu.edges = edges[:0]
+	}
+	if cap(waits) <= maxScratch {
+		sh.mu.waits = waits[:0]
+	}
+	if cap(grants) <= maxScratch {
+		sh.mu.grants = grants[:0]
 	}
 }
 
@@ -346,27 +384,60 @@ func (m *Manager) SetLabel(txn uint64, label string) {
 	ts.mu.Unlock()
 }
 
+// SetAge gives txn an age for choosing deadlock victims: with the Youngest
+// policy the victim is the member of the cycle with the largest age (ties:
+// the larger ID). Smaller is older. A transaction without an age is as old
+// as its ID. A caller that retries an aborted transaction under a new ID
+// passes the first attempt's ID (or start) as the age of every attempt, so
+// a retry is not the youngest again each round and cannot lose forever.
+// The age is forgotten at ReleaseAll.
+func (m *Manager) SetAge(txn, age uint64) {
+	ts := m.txnShardFor(txn)
+	ts.mu.Lock()
+	st := ts.stateLocked(txn)
+	st.age, st.hasAge = age, true
+	ts.mu.Unlock()
+}
+
+// age returns txn's age: the one set by SetAge, else its ID.
+func (m *Manager) age(txn uint64) uint64 {
+	ts := m.txnShardFor(txn)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if st := ts.mu.txns[txn]; st != nil && st.hasAge {
+		return st.age
+	}
+	return txn
+}
+
 // Acquire locks t in mode for txn.
 //
 // Re-entrant: if txn already holds t (or a range covering a point t) in
-// mode or a stronger one, it returns nil at once and adds nothing. An S->X
-// upgrade goes ahead of every queued waiter and is granted as soon as it is
-// compatible with the other holders (PostgreSQL's policy).
+// mode or a stronger one, it returns nil at once and adds nothing.
 //
 // Otherwise the request is granted at once only if it is compatible with
 // every holder and no conflicting request is queued ahead of it (FIFO, no
-// barging). If not: NoWait and SkipLocked return ErrLockNotAvailable; Block
-// queues and waits. timeout <= 0 means no timer (ctx still applies). A wait
-// ends with nil (the lock is held: grants are handed off atomically),
+// barging). The one exception (PostgreSQL's): a request goes ahead of the
+// waiters whose targets overlap a lock txn already holds - an S->X upgrade
+// of a key goes ahead of that key's queue and needs only the other holders'
+// consent, while a range request goes ahead only where it meets txn's
+// locks, not of waiters elsewhere in the range.
+//
+// If the request cannot be granted: NoWait and SkipLocked return a
+// *LockError matching ErrLockNotAvailable, NoWaitTimeout one matching
+// ErrLockTimeout, all without queueing; Block queues and waits. timeout <= 0
+// means no timer (ctx still applies). A wait ends with nil (the lock is
+// held: grants are handed off atomically), a *LockError matching
 // ErrLockTimeout, ctx.Err(), a *DeadlockError when txn is chosen as a
-// deadlock victim, or ErrClosed. On any error the request leaves no trace;
-// locks txn already held stay held. A transaction waits for at most one
-// request at a time (ErrAlreadyWaiting).
+// deadlock victim, or ErrClosed. On any error - and if Acquire panics (an
+// OnDeadlock callback) - the request leaves no trace; locks txn already held
+// stay held. A transaction waits for at most one request at a time
+// (ErrAlreadyWaiting).
 func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, p WaitPolicy, timeout time.Duration) error {
 	if mode >= numModes {
 		return fmt.Errorf("%w: unknown mode %d", ErrInvalidRequest, mode)
 	}
-	if p > SkipLocked {
+	if !p.valid() {
 		return fmt.Errorf("%w: unknown wait policy %d", ErrInvalidRequest, p)
 	}
 	if err := t.validate(); err != nil {
@@ -381,12 +452,28 @@ func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, 
 	return m.acquirePoint(ctx, txn, t.Key, mode, p, timeout)
 }
 
-// notAvailable counts a failed try and returns its error. Called with no
-// lock held (labels live under the transaction shards' mutexes).
-func (m *Manager) notAvailable(p WaitPolicy, err *LockError) error {
-	m.stats.notAvailable.Add(1)
-	if p == SkipLocked {
+// refusalLocked is the error of request w that policy p does not let wait,
+// from the edges w would have had (holders, and requests queued ahead).
+func (m *Manager) refusalLocked(p WaitPolicy, w *request, blockers []deadlock.Edge) *LockError {
+	key, end, isRange := w.target()
+	err := ErrLockNotAvailable
+	if p == NoWaitTimeout {
+		err = ErrLockTimeout
+	}
+	return newLockError(err, w.txn, Target{Key: key, End: end, Range: isRange}, w.mode, blockers, 0)
+}
+
+// refused counts a refusal and returns its error. Called with no lock held
+// (labels live under the transaction shards' mutexes).
+func (m *Manager) refused(p WaitPolicy, err *LockError) error {
+	switch p {
+	case NoWaitTimeout:
+		m.stats.timeouts.Add(1)
+	case SkipLocked:
 		m.stats.skipped.Add(1)
+		fallthrough
+	default:
+		m.stats.notAvailable.Add(1)
 	}
 	return m.labeled(err)
 }
@@ -411,6 +498,29 @@ func (m *Manager) labeled(e *LockError) *LockError {
 	}
 	return e
 }
+
+// block waits for queued request r: the immediate deadlock search, then
+// waitFor. Whatever ends it, r leaves the queue: if anything in between
+// panics (an OnDeadlock callback runs in the search), the deferred cleanup
+// withdraws r, which otherwise would stay queued and later be granted to
+// nobody. A request granted before the panic stays held; ReleaseAll frees
+// it.
+func (m *Manager) block(ctx context.Context, r *request, timeout time.Duration) error {
+	settled := false
+	defer func() {
+		if !settled {
+			m.finishWait(r, errAbandoned, 0)
+		}
+	}()
+	m.afterEnqueue(r.txn)
+	err := m.waitFor(ctx, r, timeout)
+	settled = true
+	return err
+}
+
+// errAbandoned is the cause recorded for a request withdrawn by a panic;
+// nobody receives it.
+var errAbandoned = errors.New("txkv: lock request abandoned")
 
 // waitFor blocks until r leaves the waiting state or one of timeout, ctx
 // and Close fires, then settles the outcome under the lock (finishWait).
@@ -486,7 +596,7 @@ func (m *Manager) timeoutErrorLocked(r *request, timeout time.Duration) *LockErr
 	if isRange {
 		edges = m.rangeEdgesLocked(r, nil)
 	} else {
-		edges = m.pointEdgesLocked(r, r.head.nearestConflicting(r.mode, r.upgrade, r), nil)
+		edges = m.pointBlockersLocked(r, r.prev, nil)
 	}
 	return newLockError(ErrLockTimeout, r.txn, Target{Key: key, End: end, Range: isRange}, r.mode, edges, timeout)
 }
@@ -508,8 +618,8 @@ func (r *request) outcome(cause error) error {
 }
 
 // ReleaseAll releases every lock txn holds (commit or abort) and forgets
-// its label. Waiters are granted in queue order. It must not run while the
-// same transaction is blocked in Acquire.
+// its label and age. Waiters are granted in queue order. It must not run
+// while the same transaction is blocked in Acquire.
 func (m *Manager) ReleaseAll(txn uint64) {
 	ts := m.txnShardFor(txn)
 	ts.mu.Lock()
@@ -555,7 +665,7 @@ func (m *Manager) releasePoint(r *request) bool {
 	sh.mu.Lock()
 	h.holders.remove(r)
 	if h.waiters.head != nil {
-		m.refreshHeadLocked(h, h.waiters.head)
+		m.refreshHeadLocked(h, h.waiters.head, false)
 	}
 	sh.maybeFreeHeadLocked(h)
 	sh.freeRequestLocked(r)
@@ -567,6 +677,6 @@ func (m *Manager) releasePoint(r *request) bool {
 // rescanRanges re-examines range waiters after a point lock went away.
 func (m *Manager) rescanRanges() {
 	m.lockAll()
-	m.rescanRangesLocked()
+	m.settleRangesLocked()
 	m.unlockAll()
 }

@@ -55,6 +55,18 @@ func (m Mode) covers(r Mode) bool {
 	return m < numModes && r < numModes
 }
 
+// conflictsWithAll reports whether m conflicts with every mode (X): a
+// request in such a mode waits for every conflicting request queued ahead
+// of it, and every later request waits for it.
+func (m Mode) conflictsWithAll() bool {
+	for o := Mode(0); o < numModes; o++ {
+		if !Conflicts(m, o) {
+			return false
+		}
+	}
+	return true
+}
+
 // String returns "shared" or "exclusive".
 func (m Mode) String() string {
 	switch m {
@@ -78,6 +90,8 @@ func (m Mode) short() string {
 }
 
 // WaitPolicy says what a request does when it cannot be granted at once.
+// Whatever the policy, a request that can be granted at once is granted;
+// the policies differ only in what happens otherwise.
 type WaitPolicy uint8
 
 const (
@@ -90,9 +104,15 @@ const (
 	// SkipLocked is the same "try" used by scans with SKIP LOCKED: the caller
 	// skips the key on ErrLockNotAvailable. Counted apart in Stats.
 	SkipLocked
+	// NoWaitTimeout is a lock timeout of zero: exactly NoWait (never
+	// enqueued, no wait-for edge, so it can neither close a deadlock nor
+	// make anyone a victim), but the refusal is a *LockError matching
+	// ErrLockTimeout, "did not wait", counted in Stats.Timeouts. A caller
+	// whose API says "wait at most d" uses it for d == 0.
+	NoWaitTimeout
 )
 
-// String returns "block", "nowait" or "skiplocked".
+// String returns "block", "nowait", "skiplocked" or "nowait-timeout".
 func (p WaitPolicy) String() string {
 	switch p {
 	case Block:
@@ -101,9 +121,14 @@ func (p WaitPolicy) String() string {
 		return "nowait"
 	case SkipLocked:
 		return "skiplocked"
+	case NoWaitTimeout:
+		return "nowait-timeout"
 	}
 	return "WaitPolicy(" + strconv.Itoa(int(p)) + ")"
 }
+
+// valid reports whether p is one of the policies above.
+func (p WaitPolicy) valid() bool { return p <= NoWaitTimeout }
 
 // Target is a point key or a key range [Key, End).
 type Target struct {
@@ -154,6 +179,35 @@ func inRange(key, start, end []byte) bool {
 // overlaps reports whether [s1,e1) and [s2,e2) share a key.
 func overlaps(s1, e1, s2, e2 []byte) bool {
 	return (e2 == nil || bytes.Compare(s1, e2) < 0) && (e1 == nil || bytes.Compare(s2, e1) < 0)
+}
+
+// targetsOverlap reports whether two targets share a key: a point is
+// (key, nil, false), a range (start, end, true).
+func targetsOverlap(k1, e1 []byte, r1 bool, k2, e2 []byte, r2 bool) bool {
+	switch {
+	case !r1 && !r2:
+		return bytes.Equal(k1, k2)
+	case !r1:
+		return inRange(k1, k2, e2)
+	case !r2:
+		return inRange(k2, k1, e1)
+	}
+	return overlaps(k1, e1, k2, e2)
+}
+
+// targetWithin reports whether every key of target 1 is in target 2. It
+// never says so of a range in a point (a range holding one key is rare and
+// only costs the callers a slower check).
+func targetWithin(k1, e1 []byte, r1 bool, k2, e2 []byte, r2 bool) bool {
+	switch {
+	case !r1 && !r2:
+		return bytes.Equal(k1, k2)
+	case !r1:
+		return inRange(k1, k2, e2)
+	case !r2:
+		return false
+	}
+	return contains(k2, e2, k1, e1)
 }
 
 // contains reports whether [s1,e1) includes all of [s2,e2).

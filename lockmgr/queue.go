@@ -28,18 +28,37 @@ type request struct {
 	key     []byte    // range requests: own copy of [key, end)
 	end     []byte
 	isRange bool
-	upgrade bool // the txn already holds a lock on (part of) the target: queued ahead
+	upgrade bool // the txn already holds a lock overlapping the target (see passesLocked)
 	merged  bool // a granted upgrade folded into the txn's existing holder
 	pooled  bool // from the shard's free list: recycled at release
 	state   reqState
 	seq     uint64    // arrival order of waiters; math.MaxUint64 for a probe not yet queued
+	pos     uint64    // place in queue order: seq<<posShift, lowered when moved ahead (ties: seq)
 	since   time.Time // grant time for holders, enqueue time for waiters
 	queued  time.Time // enqueue time of a waiter; never changes afterwards
 	ready   chan struct{}
 	err     error // set with stateAborted
 
+	// prevX, for a waiting point request: the nearest exclusive waiter
+	// ahead of it in its key's queue, nil if none. Every change of the
+	// queue keeps it exact (refreshHeadLocked), so edges are found in O(1).
+	prevX *request
+
 	prev, next *request // in lockHead.holders or lockHead.waiters
 	txnNext    *request // in txnState.held
+}
+
+// posShift spaces the queue positions of arrivals, leaving room below
+// each for requests moved just ahead of it (rearrangeLocked).
+const posShift = 20
+
+// before reports whether r comes before o in queue order, upgrades aside:
+// by position, then arrival.
+func (r *request) before(o *request) bool {
+	if r.pos != o.pos {
+		return r.pos < o.pos
+	}
+	return r.seq < o.seq
 }
 
 // target returns the request's key range.
@@ -50,30 +69,12 @@ func (r *request) target() (key, end []byte, isRange bool) {
 	return r.head.key, nil, false
 }
 
-// ahead reports whether waiting request a is queued ahead of b: upgrades
-// first, then arrival order. It is the one queue order shared by point
-// queues and the range table.
-func ahead(a, b *request) bool {
-	if a.upgrade != b.upgrade {
-		return a.upgrade
-	}
-	return a.seq < b.seq
-}
-
 // reqList is an intrusive doubly linked list of requests.
 type reqList struct {
 	head, tail *request
 }
 
-func (l *reqList) pushBack(r *request) {
-	r.prev, r.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = r
-	} else {
-		l.head = r
-	}
-	l.tail = r
-}
+func (l *reqList) pushBack(r *request) { l.insertAfter(l.tail, r) }
 
 // insertAfter puts r after at (at nil: at the front).
 func (l *reqList) insertAfter(at, r *request) {
@@ -121,7 +122,6 @@ type lockHead struct {
 	hnext   *lockHead // next head with the same hash
 	holders reqList
 	waiters reqList
-	lastX   *request // last waiting Exclusive request: the nearest conflicting waiter of a new S request
 }
 
 func (h *lockHead) holderOf(txn uint64) *request {
@@ -133,42 +133,45 @@ func (h *lockHead) holderOf(txn uint64) *request {
 	return nil
 }
 
-// nearestConflicting returns the last waiter (in queue order) before `before`
-// (nil: the end of the queue) whose mode conflicts with mode; for an upgrade
-// only earlier upgrades count.
-func (h *lockHead) nearestConflicting(mode Mode, upgrade bool, before *request) *request {
-	if upgrade {
-		var last *request
-		for w := h.waiters.head; w != nil && w != before && w.upgrade; w = w.next {
-			if Conflicts(w.mode, mode) {
-				last = w
-			}
-		}
-		return last
+// queueTail returns the waiter a new request queues behind: the last
+// upgrade for an upgrade (upgrades go ahead of every other waiter), else
+// the last waiter. nil means the front.
+func (h *lockHead) queueTail(upgrade bool) *request {
+	if !upgrade {
+		return h.waiters.tail
 	}
-	if before == nil {
-		if Conflicts(Shared, mode) {
-			return h.waiters.tail // everything conflicts with mode
-		}
-		return h.lastX
+	var last *request
+	for w := h.waiters.head; w != nil && w.upgrade; w = w.next {
+		last = w
 	}
-	for w := before.prev; w != nil; w = w.prev {
-		if Conflicts(w.mode, mode) {
-			return w
-		}
-	}
-	return nil
+	return last
 }
 
-// recomputeLastX restores the lastX cache after a waiter left.
-func (h *lockHead) recomputeLastX() {
-	h.lastX = nil
-	for w := h.waiters.tail; w != nil; w = w.prev {
-		if w.mode == Exclusive {
-			h.lastX = w
-			return
-		}
+// insertSortedLocked links waiting w into h's queue at its place in queue
+// order: upgrades first, then by position.
+func (h *lockHead) insertSortedLocked(w *request) {
+	var at *request
+	for x := h.waiters.head; x != nil && queuedAhead(x, w); x = x.next {
+		at = x
 	}
+	h.waiters.insertAfter(at, w)
+}
+
+// queuedAhead reports whether x is ahead of w in the queue of one key.
+func queuedAhead(x, w *request) bool {
+	if x.upgrade != w.upgrade {
+		return x.upgrade
+	}
+	return x.before(w)
+}
+
+// nearestX returns p if it is exclusive, else the nearest exclusive waiter
+// ahead of p: the prevX of a request queued right behind p.
+func nearestX(p *request) *request {
+	if p == nil || p.mode.conflictsWithAll() {
+		return p
+	}
+	return p.prevX
 }
 
 func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode Mode, p WaitPolicy, timeout time.Duration) error {
@@ -192,26 +195,13 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 		sh.mu.Unlock()
 		return nil // re-entrant
 	}
-	probe := request{txn: txn, mode: mode, head: h, seq: math.MaxUint64,
+	probe := request{txn: txn, mode: mode, head: h, seq: math.MaxUint64, pos: math.MaxUint64,
 		upgrade: mine != nil || m.rangeTouchesLocked(txn, key, nil, false)}
-	nearest := h.nearestConflicting(mode, probe.upgrade, nil)
-	edges := m.pointEdgesLocked(&probe, nearest, sh.mu.edges[:0])
-	sh.mu.edges = edges[:0]
+	prev := h.queueTail(probe.upgrade)
+	probe.prevX = nearestX(prev)
+	edges := m.probeEdgesLocked(&probe, prev, p)
 	if len(edges) == 0 {
-		if mine != nil {
-			mine.mode = mode // upgrade in place
-		} else {
-			m.grantNewPointLocked(sh, h, txn, mode)
-		}
-		rescan := false
-		if probe.upgrade {
-			// Granted ahead of queued requests: those that conflict now
-			// wait for txn as a holder, so their edges change.
-			if h.waiters.head != nil {
-				m.refreshHeadLocked(h, h.waiters.head)
-			}
-			rescan = m.rt.waiting > 0
-		}
+		rescan := m.grantProbeLocked(&probe, mine)
 		sh.mu.Unlock()
 		if rescan {
 			m.rescanRanges()
@@ -219,58 +209,91 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 		return nil
 	}
 	if p != Block {
-		err := newLockError(ErrLockNotAvailable, txn, Point(key), mode, edges, 0)
+		err := m.refusalLocked(p, &probe, edges)
 		sh.maybeFreeHeadLocked(h)
 		sh.mu.Unlock()
-		return m.notAvailable(p, err)
+		return m.refused(p, err)
 	}
 	if err := ctx.Err(); err != nil {
 		sh.maybeFreeHeadLocked(h)
 		sh.mu.Unlock()
 		return err
 	}
-	r := &request{txn: txn, mode: mode, head: h, upgrade: probe.upgrade, state: stateWaiting,
-		seq: m.seq.Add(1), ready: make(chan struct{})}
+	r, rescan := m.enqueuePointLocked(&probe, prev, edges)
+	sh.mu.Unlock()
+	if r == nil {
+		return ErrAlreadyWaiting
+	}
+	if rescan {
+		m.rescanRanges()
+	}
+	return m.block(ctx, r, timeout)
+}
+
+// probeEdgesLocked computes, into the shard's scratch, the edges of a
+// request about to queue behind prev. Either kind is empty exactly when
+// the request is grantable: a wait needs only the graph's edges, a refusal
+// under policy p names every blocker.
+func (m *Manager) probeEdgesLocked(probe, prev *request, p WaitPolicy) []deadlock.Edge {
+	sh := probe.head.sh
+	var edges []deadlock.Edge
+	if p == Block {
+		edges = m.pointEdgesLocked(probe, prev, sh.mu.edges[:0])
+	} else {
+		edges = m.pointBlockersLocked(probe, prev, sh.mu.edges[:0])
+	}
+	sh.mu.edges = edges[:0]
+	return edges
+}
+
+// grantProbeLocked grants probe at once: an in-place upgrade of mine, or a
+// new holder. An upgrade may have gone ahead of queued requests; those that
+// conflict with it now wait for it as a holder, so their edges change. It
+// reports whether range waiters must be re-examined (the probe went ahead
+// of one).
+func (m *Manager) grantProbeLocked(probe, mine *request) bool {
+	h := probe.head
+	rescan := m.rt.waiting > 0 && m.passedRangeWaiterLocked(probe)
+	if mine != nil {
+		mine.mode = probe.mode
+	} else {
+		m.grantNewPointLocked(h.sh, h, probe.txn, probe.mode)
+	}
+	if probe.upgrade && h.waiters.head != nil {
+		m.refreshHeadLocked(h, h.waiters.head, false)
+	}
+	return rescan
+}
+
+// enqueuePointLocked queues a waiting copy of probe behind prev, with the
+// out-edges computed for the probe. It returns nil if the transaction
+// already waits for something else, and whether range waiters must be
+// re-examined (the request went ahead of one).
+func (m *Manager) enqueuePointLocked(probe, prev *request, edges []deadlock.Edge) (*request, bool) {
+	h := probe.head
+	r := &request{txn: probe.txn, mode: probe.mode, head: h, upgrade: probe.upgrade, prevX: probe.prevX,
+		state: stateWaiting, ready: make(chan struct{})}
+	r.seq = m.seq.Add(1)
+	r.pos = r.seq << posShift
 	r.since = time.Now()
 	r.queued = r.since
 	if !m.registerWait(r, edges) {
-		sh.maybeFreeHeadLocked(h)
-		sh.mu.Unlock()
-		return ErrAlreadyWaiting
+		h.sh.maybeFreeHeadLocked(h)
+		return nil, false
 	}
-	if r.upgrade {
-		var at *request
-		for w := h.waiters.head; w != nil && w.upgrade; w = w.next {
-			at = w
-		}
-		h.waiters.insertAfter(at, r)
-	} else {
-		h.waiters.pushBack(r)
-	}
-	if r.mode == Exclusive {
-		h.recomputeLastX()
-	}
-	rescan := false
-	if r.upgrade {
-		// The upgrade jumped ahead of waiters that may conflict with it: they
-		// gain edges to txn. Cycles through those edges run through txn, so
-		// the search below still finds them once the edges are in.
-		if r.next != nil {
-			m.refreshHeadLocked(h, r.next)
-		}
-		rescan = m.rt.waiting > 0
+	h.waiters.insertAfter(prev, r)
+	if r.next != nil {
+		// An upgrade went ahead of waiters; those that conflict with it gain
+		// an edge to txn. Cycles through those edges run through txn, so the
+		// immediate search still finds them once the edges are in.
+		m.refreshHeadLocked(h, r.next, false)
 	}
 	// Counted before the shard unlocks: whoever sees the request queued
 	// (Locks, WaitingOn) sees it in Stats().Waits too. Counted after, a
 	// test reading Waits once it saw the waiter could see the count move
 	// later, while nothing new waited.
 	m.stats.waits.Add(1)
-	sh.mu.Unlock()
-	if rescan {
-		m.rescanRanges()
-	}
-	m.afterEnqueue(txn)
-	return m.waitFor(ctx, r, timeout)
+	return r, m.rt.waiting > 0 && m.passedRangeWaiterLocked(r)
 }
 
 // grantNewPointLocked makes txn a holder of h.
@@ -300,72 +323,124 @@ func (m *Manager) afterEnqueue(txn uint64) {
 	}
 }
 
-// pointEdgesLocked appends the wait-for edges of point request w: hard edges
-// to other transactions holding conflicting locks on the key (or on a range
-// covering it), a soft edge to nearest (the nearest conflicting waiter ahead
-// in the key's queue) and soft edges to conflicting range requests queued
-// ahead. No edges means w is grantable.
-func (m *Manager) pointEdgesLocked(w *request, nearest *request, dst []deadlock.Edge) []deadlock.Edge {
+// pointEdgesLocked appends the wait-for edges of point request w, queued
+// right behind prev in its key's queue (w.prevX == nearestX(prev)):
+//
+//   - to the conflicting requests queued ahead of it, back to the nearest
+//     exclusive one (queueEdgesLocked);
+//   - only if no exclusive request is queued ahead of it: hard edges to the
+//     other transactions holding a conflicting lock on the key or a granted
+//     range covering it;
+//   - soft edges to conflicting range requests queued ahead of it.
+//
+// No edges means w is grantable. Every blocker left out stays reachable
+// through the edges kept (see the package doc, "Edges").
+func (m *Manager) pointEdgesLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
+	dst = m.queueEdgesLocked(w, prev, dst)
+	front := w.prevX == nil
+	if front {
+		dst = m.holderEdgesLocked(w, dst)
+	}
+	if len(m.rt.reqs) > 0 {
+		dst = m.rangeEdgesOfPointLocked(w, front, dst)
+	}
+	return dst
+}
+
+// pointBlockersLocked is pointEdgesLocked with every conflicting holder,
+// for the error that names whom a refused or timed-out request waited for.
+func (m *Manager) pointBlockersLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
+	dst = m.holderEdgesLocked(w, dst)
+	dst = m.queueEdgesLocked(w, prev, dst)
+	if len(m.rt.reqs) > 0 {
+		dst = m.rangeEdgesOfPointLocked(w, true, dst)
+	}
+	return dst
+}
+
+// queueEdgesLocked appends w's edges to the point requests queued ahead of
+// it that it conflicts with, prev being the last request ahead: a shared
+// request waits for the nearest exclusive one (w.prevX); an exclusive
+// request for every request back to and including the nearest exclusive
+// one.
+func (m *Manager) queueEdgesLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
+	if !w.mode.conflictsWithAll() {
+		if w.prevX != nil {
+			dst = append(dst, m.queueEdgeLocked(w, w.prevX))
+		}
+		return dst
+	}
+	for x := prev; x != nil; x = x.prev {
+		dst = append(dst, m.queueEdgeLocked(w, x))
+		if x.mode.conflictsWithAll() {
+			break
+		}
+	}
+	return dst
+}
+
+// queueEdgeLocked is the edge from w to x, queued ahead of it: hard if x's
+// transaction also holds a lock on the key that conflicts with w (x is an
+// upgrade), soft otherwise.
+func (m *Manager) queueEdgeLocked(w, x *request) deadlock.Edge {
+	hard := x.upgrade && m.holdsConflictingLocked(x.txn, w.head, w.mode)
+	return deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: !hard}
+}
+
+// holdsConflictingLocked reports whether txn holds a lock conflicting with
+// mode on h's key, itself or through a granted range covering it.
+func (m *Manager) holdsConflictingLocked(txn uint64, h *lockHead, mode Mode) bool {
+	if r := h.holderOf(txn); r != nil && Conflicts(r.mode, mode) {
+		return true
+	}
+	for _, x := range m.rt.reqs {
+		if x.txn == txn && x.state == stateGranted && Conflicts(x.mode, mode) && inRange(h.key, x.key, x.end) {
+			return true
+		}
+	}
+	return false
+}
+
+// holderEdgesLocked appends hard edges from point request w to the other
+// transactions holding conflicting locks on its key.
+func (m *Manager) holderEdgesLocked(w *request, dst []deadlock.Edge) []deadlock.Edge {
 	for x := w.head.holders.head; x != nil; x = x.next {
 		if x.txn != w.txn && Conflicts(x.mode, w.mode) {
 			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
 		}
 	}
-	if nearest != nil && nearest.txn != w.txn {
-		dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: nearest.txn, Soft: true})
-	}
-	if len(m.rt.reqs) > 0 {
-		dst = m.rangeEdgesOfPointLocked(w, dst)
-	}
 	return dst
 }
 
 // refreshHeadLocked re-examines h's queue from waiter `from` on, after a
-// holder or a waiter left: it grants, in queue order, every waiter that is
-// compatible with the holders and with every earlier still-waiting request,
-// and recomputes the wait-for edges of the others, in one graph update.
-// Waiters before `from` are unaffected by the change and are skipped.
-func (m *Manager) refreshHeadLocked(h *lockHead, from *request) {
+// holder left or changed (from is the head) or a waiter just before `from`
+// arrived or left: in queue order it grants every waiter that has no edge
+// left and gives the others their new edges, in one graph update.
+//
+// Unless full, it stops after the first exclusive waiter that still waits:
+// the edges of a request behind it lead only to requests at or after that
+// waiter, and it has no holder edges, so they did not change. Releasing a
+// key with N exclusive waiters thus grants the first and re-links the
+// second, in O(1). full is for range changes, which touch every waiter.
+func (m *Manager) refreshHeadLocked(h *lockHead, from *request, full bool) {
 	sh := h.sh
 	edges, waits, grants := sh.mu.edges[:0], sh.mu.waits[:0], sh.mu.grants[:0]
-	// lastAny and lastX: the latest still-waiting requests seen, of any mode
-	// and of mode X, seeded with those before `from`.
-	var lastAny, lastX *request
-	if from != nil {
-		lastAny = from.prev
-		for w := from.prev; w != nil; w = w.prev {
-			if w.mode == Exclusive {
-				lastX = w
-				break
-			}
-		}
-	}
 	for w := from; w != nil; {
 		next := w.next
-		var nearest *request
-		switch {
-		case w.upgrade:
-			nearest = h.nearestConflicting(w.mode, true, w)
-		case Conflicts(Shared, w.mode):
-			nearest = lastAny
-		case Conflicts(Exclusive, w.mode):
-			nearest = lastX
-		}
+		w.prevX = nearestX(w.prev)
 		lo := len(edges)
-		edges = m.pointEdgesLocked(w, nearest, edges)
+		edges = m.pointEdgesLocked(w, w.prev, edges)
 		if len(edges) == lo {
 			m.grantWaiterLocked(h, w)
 			grants = append(grants, w)
 		} else {
 			waits = append(waits, waitUpdate{r: w, lo: lo, hi: len(edges)})
-			lastAny = w
-			if w.mode == Exclusive {
-				lastX = w
+			if !full && w.mode.conflictsWithAll() {
+				break
 			}
 		}
 		w = next
 	}
-	h.recomputeLastX()
 	m.graph.Lock()
 	for _, g := range grants {
 		m.graph.RemoveLocked(g.txn)
@@ -377,8 +452,12 @@ func (m *Manager) refreshHeadLocked(h *lockHead, from *request) {
 	for _, g := range grants {
 		m.handOff(g)
 	}
+	if f := m.hooks.refreshed; f != nil {
+		f(len(waits) + len(grants))
+	}
 	clear(grants)
-	sh.mu.edges, sh.mu.waits, sh.mu.grants = edges[:0], waits[:0], grants[:0]
+	clear(waits)
+	sh.keepScratchLocked(edges, waits, grants)
 }
 
 // grantWaiterLocked moves waiting w to h's holders (or folds an upgrade into
@@ -386,6 +465,7 @@ func (m *Manager) refreshHeadLocked(h *lockHead, from *request) {
 // calls handOff.
 func (m *Manager) grantWaiterLocked(h *lockHead, w *request) {
 	h.waiters.remove(w)
+	w.prevX = nil
 	w.state, w.since = stateGranted, time.Now()
 	if w.upgrade {
 		if mine := h.holderOf(w.txn); mine != nil {
@@ -416,11 +496,10 @@ func (m *Manager) removePointWaiterLocked(r *request) {
 	h := r.head
 	next := r.next
 	h.waiters.remove(r)
+	r.prevX = nil
 	m.graph.Remove(r.txn)
 	if next != nil {
-		m.refreshHeadLocked(h, next)
-	} else {
-		h.recomputeLastX()
+		m.refreshHeadLocked(h, next, false)
 	}
 	h.sh.maybeFreeHeadLocked(h)
 }

@@ -2,6 +2,7 @@ package lockmgr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"hash/maphash"
 	"math"
@@ -57,22 +58,92 @@ func (m *Manager) rangeTouchesLocked(txn uint64, key, end []byte, isRange bool) 
 	return false
 }
 
+// holdsOverlapping reports whether txn holds a granted lock, point or
+// range, that overlaps the target. It walks txn's held list under its
+// transaction shard's mutex, so the caller may hold shard mutexes (the lock
+// order allows it) but not that one. It is asked about transactions that
+// wait, or about the caller's own: their held lists do not change meanwhile.
+func (m *Manager) holdsOverlapping(txn uint64, key, end []byte, isRange bool) bool {
+	ts := m.txnShardFor(txn)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	st := ts.mu.txns[txn]
+	if st == nil {
+		return false
+	}
+	for r := st.held; r != nil; r = r.txnNext {
+		if k, e, rr := r.target(); targetsOverlap(k, e, rr, key, end, isRange) {
+			return true
+		}
+	}
+	return false
+}
+
+// passesLocked reports whether request a goes ahead of request b by the
+// upgrade exception: a's transaction already holds a granted lock that
+// overlaps b's target. If that lock conflicts with b, b waits for a's
+// transaction whatever the order, and a behind b would be a deadlock; if
+// not, b is still behind a transaction that is already inside its target.
+// The answer is fixed while both wait: a waiting transaction neither gains
+// nor loses locks.
+func (m *Manager) passesLocked(a, b *request) bool {
+	ak, ae, ar := a.target()
+	bk, be, br := b.target()
+	switch {
+	case !a.upgrade && targetWithin(bk, be, br, ak, ae, ar):
+		return false // a holds nothing in its own target, which includes b's
+	case a.upgrade && targetWithin(ak, ae, ar, bk, be, br):
+		return true // a holds something in its own target, which lies in b's
+	}
+	return m.holdsOverlapping(a.txn, bk, be, br)
+}
+
+// aheadLocked reports whether waiting request x is queued ahead of request
+// w, so that w waits for x if they conflict: x passes w and w does not pass
+// x, or else x comes first in queue order (arrival, unless a deadlock
+// resolution moved one of them). On one key's queue this is the list order
+// (upgrades first, then arrival); between a point and a range, or two
+// ranges, an exception applies only where the targets meet what the
+// requester holds, so a range request does not barge past waiters
+// elsewhere in its range.
+func (m *Manager) aheadLocked(x, w *request) bool {
+	px, pw := m.passesLocked(x, w), m.passesLocked(w, x)
+	if px != pw {
+		return px
+	}
+	return x.before(w)
+}
+
 // rangeEdgesOfPointLocked appends the edges from point request w to range
-// requests covering its key: hard to conflicting granted ranges, soft to
-// conflicting waiting ranges queued ahead of w.
-func (m *Manager) rangeEdgesOfPointLocked(w *request, dst []deadlock.Edge) []deadlock.Edge {
+// requests covering its key: soft to conflicting waiting ranges queued
+// ahead of w and, if front (no exclusive point request is queued ahead of
+// w), hard to conflicting granted ranges.
+func (m *Manager) rangeEdgesOfPointLocked(w *request, front bool, dst []deadlock.Edge) []deadlock.Edge {
 	for _, x := range m.rt.reqs {
 		if x.txn == w.txn || !Conflicts(x.mode, w.mode) || !inRange(w.head.key, x.key, x.end) {
 			continue
 		}
 		switch {
-		case x.state == stateGranted:
+		case x.state == stateGranted && front:
 			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
-		case x.state == stateWaiting && ahead(x, w):
+		case x.state == stateWaiting && m.aheadLocked(x, w):
 			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: true})
 		}
 	}
 	return dst
+}
+
+// passedRangeWaiterLocked reports whether point request w (granted at once
+// or just queued) went ahead of a conflicting range request that waits:
+// that one's edges changed.
+func (m *Manager) passedRangeWaiterLocked(w *request) bool {
+	for _, x := range m.rt.reqs {
+		if x.state == stateWaiting && x.txn != w.txn && Conflicts(x.mode, w.mode) &&
+			inRange(w.head.key, x.key, x.end) && m.aheadLocked(w, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // forEachHeadLocked calls fn for every point lock head. Needs every shard.
@@ -101,7 +172,7 @@ func (m *Manager) rangeEdgesLocked(w *request, dst []deadlock.Edge) []deadlock.E
 			}
 		}
 		for x := h.waiters.head; x != nil; x = x.next {
-			if x.txn != w.txn && Conflicts(x.mode, w.mode) && ahead(x, w) {
+			if x.txn != w.txn && Conflicts(x.mode, w.mode) && m.aheadLocked(x, w) {
 				dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: true})
 			}
 		}
@@ -113,26 +184,11 @@ func (m *Manager) rangeEdgesLocked(w *request, dst []deadlock.Edge) []deadlock.E
 		switch {
 		case x.state == stateGranted:
 			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
-		case x.state == stateWaiting && ahead(x, w):
+		case x.state == stateWaiting && m.aheadLocked(x, w):
 			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: true})
 		}
 	}
 	return dst
-}
-
-// ownsInsideLocked reports whether txn holds a point lock inside [key,end)
-// or a range overlapping it. Needs every shard.
-func (m *Manager) ownsInsideLocked(txn uint64, key, end []byte) bool {
-	if m.rangeTouchesLocked(txn, key, end, true) {
-		return true
-	}
-	found := false
-	m.forEachHeadLocked(func(h *lockHead) {
-		if !found && inRange(h.key, key, end) && h.holderOf(txn) != nil {
-			found = true
-		}
-	})
-	return found
 }
 
 func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode Mode, p WaitPolicy, timeout time.Duration) error {
@@ -142,28 +198,28 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 		return nil // re-entrant
 	}
 	r := &request{txn: txn, mode: mode, key: bytes.Clone(t.Key), end: bytes.Clone(t.End),
-		isRange: true, seq: math.MaxUint64, upgrade: m.ownsInsideLocked(txn, t.Key, t.End)}
+		isRange: true, seq: math.MaxUint64, pos: math.MaxUint64}
+	r.upgrade = m.holdsOverlapping(txn, t.Key, t.End, true)
 	edges := m.rangeEdgesLocked(r, nil)
 	if len(edges) == 0 {
 		m.rt.reqs = append(m.rt.reqs, r)
 		m.grantRangeLocked(r)
-		if r.upgrade {
-			m.rescanAllLocked() // granted ahead of waiters: their edges change
-		}
+		m.rescanPassedLocked(r)
 		m.unlockAll()
 		m.handOffRange(r)
 		return nil
 	}
 	if p != Block {
-		err := newLockError(ErrLockNotAvailable, txn, t, mode, edges, 0)
+		err := m.refusalLocked(p, r, edges)
 		m.unlockAll()
-		return m.notAvailable(p, err)
+		return m.refused(p, err)
 	}
 	if err := ctx.Err(); err != nil {
 		m.unlockAll()
 		return err
 	}
 	r.state, r.seq, r.since, r.ready = stateWaiting, m.seq.Add(1), time.Now(), make(chan struct{})
+	r.pos = r.seq << posShift
 	r.queued = r.since
 	if !m.registerWait(r, edges) {
 		m.unlockAll()
@@ -171,13 +227,23 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 	}
 	m.rt.reqs = append(m.rt.reqs, r)
 	m.rt.waiting++
-	if r.upgrade {
-		m.rescanAllLocked() // waiters it jumped ahead of gain edges to txn
-	}
-	m.stats.waits.Add(1) // before the request is visible: see acquirePoint
+	m.rescanPassedLocked(r)
+	m.stats.waits.Add(1) // before the request is visible: see enqueuePointLocked
 	m.unlockAll()
-	m.afterEnqueue(txn)
-	return m.waitFor(ctx, r, timeout)
+	return m.block(ctx, r, timeout)
+}
+
+// rescanPassedLocked re-examines the waiters a new range request r (just
+// granted, or queued) may have gone ahead of, whose edges then changed:
+// point waiters inside r only if r's transaction holds something inside r
+// (r.upgrade), range waiters whenever some wait. Needs every shard.
+func (m *Manager) rescanPassedLocked(r *request) {
+	switch {
+	case r.upgrade:
+		m.rescanAllLocked()
+	case m.rt.waiting > 0:
+		m.settleRangesLocked()
+	}
 }
 
 // grantRangeLocked grants range request r (already in the table),
@@ -226,11 +292,12 @@ func (m *Manager) releaseRangesLocked(txn uint64) {
 	})
 }
 
-// rescanRangesLocked grants, in queue order, every range waiter that has
-// become grantable and recomputes the edges of the others. Needs every shard.
-func (m *Manager) rescanRangesLocked() {
+// rescanRangesLocked grants every range waiter that has become grantable
+// and recomputes the edges of the others; it reports whether it granted
+// one. Needs every shard.
+func (m *Manager) rescanRangesLocked() bool {
 	if m.rt.waiting == 0 {
-		return
+		return false
 	}
 	var waiting []*request
 	for _, x := range m.rt.reqs {
@@ -238,54 +305,73 @@ func (m *Manager) rescanRangesLocked() {
 			waiting = append(waiting, x)
 		}
 	}
+	// Any order gives the same grants: a waiter is granted only when no
+	// conflicting request is queued ahead of it, still waiting or just
+	// granted in this pass. Queue order is simply deterministic.
 	slices.SortFunc(waiting, func(a, b *request) int {
-		if a == b {
-			return 0
+		if c := cmp.Compare(a.pos, b.pos); c != 0 {
+			return c
 		}
-		if ahead(a, b) {
-			return -1
-		}
-		return 1
+		return cmp.Compare(a.seq, b.seq)
 	})
+	edges := make([][]deadlock.Edge, len(waiting))
 	var grants []*request
-	type upd struct {
-		r     *request
-		edges []deadlock.Edge
-	}
-	var waits []upd
-	for _, w := range waiting {
-		edges := m.rangeEdgesLocked(w, nil)
-		if len(edges) == 0 {
+	for i, w := range waiting {
+		if edges[i] = m.rangeEdgesLocked(w, nil); len(edges[i]) == 0 {
 			m.grantRangeLocked(w)
 			grants = append(grants, w)
-			continue
 		}
-		waits = append(waits, upd{w, edges})
+	}
+	if len(grants) > 0 {
+		// A request granted later in the pass may be queued ahead of one
+		// examined before: that one now waits for it as a holder.
+		for i, w := range waiting {
+			if w.state == stateWaiting {
+				edges[i] = m.rangeEdgesLocked(w, nil)
+			}
+		}
 	}
 	m.graph.Lock()
-	for _, g := range grants {
-		m.graph.RemoveLocked(g.txn)
-	}
-	for _, u := range waits {
-		m.graph.SetWaitsLocked(u.r.txn, u.r, u.edges)
+	for i, w := range waiting {
+		if w.state == stateWaiting {
+			m.graph.SetWaitsLocked(w.txn, w, edges[i])
+		} else {
+			m.graph.RemoveLocked(w.txn)
+		}
 	}
 	m.graph.Unlock()
 	for _, g := range grants {
 		m.handOffRange(g)
 	}
+	return len(grants) > 0
 }
 
-// rescanAllLocked re-examines every queue after a range lock went away:
-// range waiters first, then every point queue. Needs every shard.
+// settleRangesLocked re-examines the range waiters after a point lock or
+// request went away. A range granted now holds the keys inside it, so the
+// point waiters there are re-linked too. Needs every shard.
+func (m *Manager) settleRangesLocked() {
+	if m.rescanRangesLocked() {
+		m.refreshPointsLocked()
+	}
+}
+
+// refreshPointsLocked re-examines every point queue in full. Needs every
+// shard.
+func (m *Manager) refreshPointsLocked() {
+	m.forEachHeadLocked(func(h *lockHead) {
+		if h.waiters.head != nil {
+			m.refreshHeadLocked(h, h.waiters.head, true)
+		}
+	})
+}
+
+// rescanAllLocked re-examines every queue after a range lock went away or
+// changed: range waiters first, then every point queue in full, then the
+// range waiters' edges once more (a point waiter granted meanwhile is now a
+// holder to them; nothing new becomes grantable, since grants only add
+// holders). Needs every shard.
 func (m *Manager) rescanAllLocked() {
 	m.rescanRangesLocked()
-	for i := range m.shards {
-		for _, h := range m.shards[i].mu.heads {
-			for ; h != nil; h = h.hnext {
-				if h.waiters.head != nil {
-					m.refreshHeadLocked(h, h.waiters.head)
-				}
-			}
-		}
-	}
+	m.refreshPointsLocked()
+	m.rescanRangesLocked()
 }

@@ -7,9 +7,10 @@ import (
 
 // refModel is the deliberately simple reference for the differential test:
 // one flat list of every request, every rule written as a brute-force scan
-// straight from DESIGN §4, and a brute-force cycle search over the full
-// wait-for relation (an edge to EVERY conflicting request ahead, not just
-// the nearest). No sharding, no queues, no caches, no goroutines.
+// of that list, and a brute-force cycle search over the full wait-for
+// relation (an edge to EVERY conflicting holder and request ahead, where
+// the Manager keeps only enough of them). No sharding, no queues, no
+// caches, no goroutines.
 type refModel struct {
 	reqs []*refReq
 	seq  uint64
@@ -23,7 +24,8 @@ type refReq struct {
 	mode     Mode
 	granted  bool
 	upgrade  bool
-	seq      uint64
+	seq      uint64 // arrival
+	pos      uint64 // queue position: seq<<posShift, or just ahead of a request it was moved before
 }
 
 // touches: do the targets of a and b share a key?
@@ -57,9 +59,25 @@ func refCovers(a, b *refReq) bool {
 	return false
 }
 
-func refAhead(a, b *refReq) bool {
-	if a.upgrade != b.upgrade {
-		return a.upgrade
+// passes: a goes ahead of b because a's transaction already holds a
+// granted lock overlapping b's target.
+func (m *refModel) passes(a, b *refReq) bool {
+	for _, g := range m.reqs {
+		if g.granted && g.txn == a.txn && refOverlap(g, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// ahead: waiting a is queued ahead of b - a passes b and b does not pass
+// a, or else a arrived first.
+func (m *refModel) ahead(a, b *refReq) bool {
+	if pa, pb := m.passes(a, b), m.passes(b, a); pa != pb {
+		return pa
+	}
+	if a.pos != b.pos {
+		return a.pos < b.pos
 	}
 	return a.seq < b.seq
 }
@@ -73,7 +91,7 @@ func (m *refModel) blockers(w *refReq) (hard, soft []uint64) {
 		}
 		if x.granted {
 			hard = append(hard, x.txn)
-		} else if refAhead(x, w) {
+		} else if m.ahead(x, w) {
 			soft = append(soft, x.txn)
 		}
 	}
@@ -92,7 +110,7 @@ func (m *refModel) acquire(r *refReq, p WaitPolicy) string {
 			r.upgrade = true
 		}
 	}
-	r.seq = ^uint64(0)
+	r.seq, r.pos = ^uint64(0), ^uint64(0)
 	if h, s := m.blockers(r); len(h)+len(s) == 0 {
 		m.grant(r)
 		return "ok"
@@ -101,7 +119,7 @@ func (m *refModel) acquire(r *refReq, p WaitPolicy) string {
 		return "na"
 	}
 	m.seq++
-	r.seq = m.seq
+	r.seq, r.pos = m.seq, m.seq<<posShift
 	m.reqs = append(m.reqs, r)
 	return "waiting"
 }
@@ -119,8 +137,9 @@ func (m *refModel) grant(r *refReq) {
 	m.reqs = append(m.reqs, r)
 }
 
-// settle grants, in queue order, every waiter with no blockers; it returns
-// the transactions granted.
+// settle grants every waiter with no blockers (in arrival order; any order
+// grants the same set, since a request ahead blocks whether it still waits
+// or was just granted); it returns the transactions granted.
 func (m *refModel) settle() []uint64 {
 	var granted []uint64
 	for _, w := range m.waitingSorted() {
@@ -139,15 +158,7 @@ func (m *refModel) waitingSorted() []*refReq {
 			ws = append(ws, x)
 		}
 	}
-	slices.SortFunc(ws, func(a, b *refReq) int {
-		if a == b {
-			return 0
-		}
-		if refAhead(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(ws, func(a, b *refReq) int { return cmp.Compare(a.seq, b.seq) })
 	return ws
 }
 
@@ -225,10 +236,15 @@ func (m *refModel) locks() []LockInfo {
 		if a.granted {
 			return cmp.Compare(a.txn, b.txn)
 		}
-		if refAhead(a, b) {
-			return -1
+		// Waiters on one target: upgrades first, then arrival (passes
+		// reduces to the upgrade flag when the targets are the same).
+		if c := boolOrder(!a.upgrade, !b.upgrade); c != 0 {
+			return c
 		}
-		return 1
+		if c := cmp.Compare(a.pos, b.pos); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
 	})
 	out := make([]LockInfo, len(rs))
 	for i, r := range rs {

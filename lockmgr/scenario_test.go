@@ -6,15 +6,17 @@ package lockmgr
 // and review the diff.
 //
 // Command language (keys are strings, txn IDs are numbers; a transaction's
-// age is its ID: larger is younger):
+// age is its ID unless `age` sets another: larger is younger):
 //
 //	new [detection=immediate|periodic|off] [victim=youngest|requester]
 //	    Start a fresh Manager (closing the previous one). Periodic mode uses a
 //	    one-hour interval, so sweeps happen only via `sweep`.
 //	label txn=N name=S
 //	    SetLabel.
-//	acquire txn=N (key=K | start=K [end=K]) mode=S|X [policy=block|nowait|skiplocked]
-//	        [timeout=D] [ctxtimeout=D]
+//	age txn=N age=A
+//	    SetAge: txn N is as old as A for choosing deadlock victims.
+//	acquire txn=N (key=K | start=K [end=K]) mode=S|X
+//	        [policy=block|nowait|skiplocked|nowait-timeout] [timeout=D] [ctxtimeout=D]
 //	    Acquire a point lock on key, or a range lock on [start,end) (no end:
 //	    unbounded; start= with an empty value: from the first key). timeout is
 //	    the lock timeout, ctxtimeout a context deadline. Prints "ok", the
@@ -123,6 +125,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		d.ScanArgs(t, "name", &name)
 		h.m.SetLabel(txnArg(t, d), name)
 		out = "ok"
+	case "age":
+		var age uint64
+		d.ScanArgs(t, "age", &age)
+		h.m.SetAge(txnArg(t, d), age)
+		out = "ok"
 	case "acquire":
 		out = h.cmdAcquire(t, d)
 	case "release":
@@ -226,6 +233,8 @@ func (h *harness) cmdAcquire(t *testing.T, d *datadriven.TestData) string {
 			p = NoWait
 		case "skiplocked":
 			p = SkipLocked
+		case "nowait-timeout":
+			p = NoWaitTimeout
 		default:
 			t.Fatalf("%s: bad policy %q", d.Pos, s)
 		}

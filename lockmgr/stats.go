@@ -22,12 +22,14 @@ type Stats struct {
 	Waits         uint64                 // requests that had to queue
 	WaitTime      time.Duration          // total time spent queued, over finished waits
 	WaitHistogram [NumWaitBuckets]uint64 // finished waits by duration (see WaitBuckets)
-	Timeouts      uint64                 // waits ended by the lock timeout
+	Timeouts      uint64                 // waits ended by the lock timeout, and NoWaitTimeout refusals
 	NotAvailable  uint64                 // NoWait and SkipLocked requests refused
 	Skipped       uint64                 // the SkipLocked part of NotAvailable
 	Deadlocks     uint64                 // victims aborted
 	Cancels       uint64                 // waits ended by the context or Close
-	Reorders      uint64                 // soft deadlocks broken by granting out of queue order
+	// Reorders counts soft deadlocks broken without an abort: a waiter
+	// granted out of queue order, or moved ahead in it.
+	Reorders uint64
 }
 
 type stats struct {

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -29,6 +30,40 @@ const (
 	writeHeavy      = 5.0         // reads per write below which critical data is locked
 )
 
+// Validate reports the first field of w outside its range: ConflictRate in
+// [0, 1], ReadWriteRatio and TxDuration not negative (and no NaN or
+// infinity). The error wraps ErrInvalidOption.
+func (w Workload) Validate() error {
+	_, problems := w.clamped()
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: Workload.%s", ErrInvalidOption, problems[0])
+	}
+	return nil
+}
+
+// clamped returns w with every field brought into its range, and one line per
+// field that was not ("ConflictRate 5 is outside [0, 1]; taken as 1").
+func (w Workload) clamped() (Workload, []string) {
+	var problems []string
+	fix := func(name string, v, lo, hi float64, rng string) float64 {
+		c := math.Min(math.Max(v, lo), hi)
+		if math.IsNaN(v) {
+			c = lo
+		}
+		if c != v {
+			problems = append(problems, fmt.Sprintf("%s %v is outside %s; taken as %v", name, v, rng, c))
+		}
+		return c
+	}
+	w.ConflictRate = fix("ConflictRate", w.ConflictRate, 0, 1, "[0, 1] (a share: 0.05 is 5%)")
+	w.ReadWriteRatio = fix("ReadWriteRatio", w.ReadWriteRatio, 0, math.MaxFloat64, "[0, ∞)")
+	if w.TxDuration < 0 {
+		problems = append(problems, fmt.Sprintf("TxDuration %v is negative; taken as 0", w.TxDuration))
+		w.TxDuration = 0
+	}
+	return w, problems
+}
+
 // Advise applies the decision guide's flowchart to a described workload.
 // The rules, in order (the first that decides wins; later ones may add
 // reasons):
@@ -40,8 +75,15 @@ const (
 //	read-heavy        ≥ 10 reads per write → Optimistic
 //	low-conflict      < 5% → Optimistic
 //	distributed       (note) distributed transactions favour version checks over held locks
+//
+// A field out of its range (see Validate) is brought into it, and the first
+// reasons, from rule invalid-input, say which and how.
 func Advise(w Workload) Advice {
 	var a Advice
+	w, problems := w.clamped()
+	for _, p := range problems {
+		a.Reasons = append(a.Reasons, "rule invalid-input: "+p)
+	}
 	decide := func(s Strategy, rule, why string, args ...any) {
 		if a.Strategy == StrategyDefault {
 			a.Strategy = s

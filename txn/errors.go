@@ -16,13 +16,21 @@ var (
 	ErrConflict        = errors.New("txkv: transaction conflict")
 	ErrVersionMismatch = errors.New("txkv: version mismatch")
 	ErrTxDone          = errors.New("txkv: transaction has already been committed or rolled back")
-	ErrReadOnly        = errors.New("txkv: write in a read-only transaction")
+	ErrReadOnly        = errors.New("txkv: read-only transaction")
 	ErrInvalidKey      = errors.New("txkv: invalid key")
 	ErrValueTooLarge   = errors.New("txkv: value too large")
 	ErrTxManaged       = errors.New("txkv: Commit and Rollback are not allowed inside Update or View")
 	ErrInvalidOption   = errors.New("txkv: invalid option")
 	ErrNotCounter      = errors.New("txkv: value is not an 8-byte counter")
 )
+
+// readOnlyWrite and readOnlyLock say what a read-only transaction refused:
+// a write is not a lock, and a user who asked for one should read which.
+func readOnlyWrite(op string) error { return fmt.Errorf("%w: %s writes", ErrReadOnly, op) }
+
+func readOnlyLock(op string) error {
+	return fmt.Errorf("%w: %s takes a lock (take locks in a transaction begun without ReadOnly)", ErrReadOnly, op)
+}
 
 // Conflict reasons carried by ConflictError.
 const (

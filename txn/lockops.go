@@ -47,10 +47,11 @@ func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
 		switch {
 		case o.timeout < 0:
 			o.timeout = 0 // wait forever: lockmgr's 0 means no timer
-		case o.timeout == 0:
+		case o.timeout == 0 && o.policy == lockmgr.Block:
 			// A bound of zero: granted only if free now, else ErrLockTimeout
-			// at once. lockmgr's 0 would mean no timer at all.
-			o.timeout = time.Nanosecond
+			// at once — never queued, so it can make nobody a deadlock
+			// victim (NoWait with the timeout's error).
+			o.policy = lockmgr.NoWaitTimeout
 		}
 	}
 	return o
@@ -65,7 +66,7 @@ func pointPolicy(p lockmgr.WaitPolicy) lockmgr.WaitPolicy {
 
 // GetForShare locks key shared and returns its value (SELECT … FOR SHARE).
 func (tx *Tx) GetForShare(key []byte, opts ...LockOption) ([]byte, error) {
-	return tx.getLocked(key, lockmgr.Shared, opts)
+	return tx.getLocked(key, lockmgr.Shared, "GetForShare", opts)
 }
 
 // GetForUpdate locks key exclusively and returns its value (SELECT … FOR
@@ -74,13 +75,13 @@ func (tx *Tx) GetForShare(key []byte, opts ...LockOption) ([]byte, error) {
 // changed after the snapshot fails with ErrConflict, as PostgreSQL's
 // REPEATABLE READ does.
 func (tx *Tx) GetForUpdate(key []byte, opts ...LockOption) ([]byte, error) {
-	return tx.getLocked(key, lockmgr.Exclusive, opts)
+	return tx.getLocked(key, lockmgr.Exclusive, "GetForUpdate", opts)
 }
 
-func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, opts []LockOption) ([]byte, error) {
+func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, op string, opts []LockOption) ([]byte, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if err := tx.checkExplicitLocked(key); err != nil {
+	if err := tx.checkExplicitLocked(key, op); err != nil {
 		return nil, err
 	}
 	o := tx.lockOptions(opts)
@@ -102,12 +103,12 @@ func (tx *Tx) getLocked(key []byte, mode lockmgr.Mode, opts []LockOption) ([]byt
 	return cloneBytes(v), nil
 }
 
-func (tx *Tx) checkExplicitLocked(key []byte) error {
+func (tx *Tx) checkExplicitLocked(key []byte, op string) error {
 	if err := tx.usableLocked(); err != nil {
 		return err
 	}
 	if tx.readOnly {
-		return ErrReadOnly
+		return readOnlyLock(op)
 	}
 	return tx.db.checkKey(key)
 }
@@ -160,7 +161,10 @@ func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([
 		return nil, err
 	}
 	if tx.readOnly {
-		return nil, ErrReadOnly
+		return nil, readOnlyLock("ScanForUpdate")
+	}
+	if emptyRange(start, end) {
+		return nil, nil
 	}
 	o := tx.lockOptions(opts)
 	var out []KV
@@ -248,7 +252,9 @@ func (tx *Tx) claimLocked(key []byte, o lockOptions) (KV, bool, error) {
 
 // LockRange locks the key range [start, end) (nil: unbounded) in mode: no
 // other transaction can write a key of the range (Exclusive: nor lock one
-// shared) until this one ends — the date-range booking pattern.
+// shared) until this one ends — the date-range booking pattern. Ranges follow
+// one rule everywhere (Scan, ScanForUpdate, LockRange): [start, end) with
+// start at or after end holds no key — nothing to read or lock, no error.
 func (tx *Tx) LockRange(start, end []byte, mode lockmgr.Mode, opts ...LockOption) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
@@ -256,10 +262,10 @@ func (tx *Tx) LockRange(start, end []byte, mode lockmgr.Mode, opts ...LockOption
 		return err
 	}
 	if tx.readOnly {
-		return ErrReadOnly
+		return readOnlyLock("LockRange")
 	}
-	if start != nil && end != nil && bytes.Compare(start, end) >= 0 {
-		return errors.New("txkv: LockRange: start must be before end")
+	if emptyRange(start, end) {
+		return nil // no key lies in it: nothing to lock
 	}
 	o := tx.lockOptions(opts)
 	return tx.lockLocked(lockmgr.Span(start, end), mode, pointPolicy(o.policy), o.timeout)
@@ -275,7 +281,7 @@ func (tx *Tx) LockKeys(mode lockmgr.Mode, keys ...[]byte) error {
 		return err
 	}
 	if tx.readOnly {
-		return ErrReadOnly
+		return readOnlyLock("LockKeys")
 	}
 	sorted := slices.Clone(keys)
 	slices.SortFunc(sorted, bytes.Compare)

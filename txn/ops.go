@@ -147,7 +147,7 @@ func (tx *Tx) recordRead(key []byte) {
 func (tx *Tx) Put(key, value []byte) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if err := tx.checkWriteLocked(key); err != nil {
+	if err := tx.checkWriteLocked(key, "Put"); err != nil {
 		return err
 	}
 	if err := tx.db.checkValue(value); err != nil {
@@ -164,7 +164,7 @@ func (tx *Tx) Put(key, value []byte) error {
 func (tx *Tx) Delete(key []byte) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if err := tx.checkWriteLocked(key); err != nil {
+	if err := tx.checkWriteLocked(key, "Delete"); err != nil {
 		return err
 	}
 	if err := tx.lockForWriteLocked(key); err != nil {
@@ -181,7 +181,7 @@ func (tx *Tx) Delete(key []byte) error {
 func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if err := tx.checkWriteLocked(key); err != nil {
+	if err := tx.checkWriteLocked(key, "PutIfVersion"); err != nil {
 		return err
 	}
 	if err := tx.db.checkValue(value); err != nil {
@@ -202,12 +202,12 @@ func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
 	return nil
 }
 
-func (tx *Tx) checkWriteLocked(key []byte) error {
+func (tx *Tx) checkWriteLocked(key []byte, op string) error {
 	if err := tx.usableLocked(); err != nil {
 		return err
 	}
 	if tx.readOnly {
-		return ErrReadOnly
+		return readOnlyWrite(op)
 	}
 	if err := tx.db.writable(); err != nil {
 		return err
@@ -240,7 +240,8 @@ func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
 	return tx.failLocked(&ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: ReasonUpdateConflict})
 }
 
-// Scan calls fn for each key in [start, end) (nil: unbounded) in key order,
+// Scan calls fn for each key in [start, end) (nil: unbounded; start at or
+// after end: empty, as for every range operation) in key order,
 // merging the transaction's own writes. fn's slices are valid only during
 // the call and must not be modified. An error from fn stops the scan and is
 // returned. fn may use the transaction (Get, Put, …): the transaction's

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Strategy is how a transaction controls concurrency (DESIGN §3).
+// Strategy is how a transaction controls concurrency (architecture §3).
 type Strategy int
 
 const (
@@ -93,7 +93,7 @@ func (p RetryPolicy) validate() error {
 	return nil
 }
 
-// Defaults of Config (DESIGN §2).
+// Defaults of Config (architecture §2).
 const (
 	DefaultLockTimeout       = 5 * time.Second
 	DefaultDeadlockInterval  = time.Second
@@ -193,6 +193,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: unknown sync mode %v", ErrInvalidOption, c.Sync)
 	case c.DeadlockInterval < 0:
 		return fmt.Errorf("%w: DeadlockInterval must not be negative", ErrInvalidOption)
+	case c.DeadlockMode == deadlock.Periodic && c.LockTimeout > 0 && c.LockTimeout <= c.DeadlockInterval:
+		// The sweep would find every deadlock only after its waits had
+		// timed out: a deadlock (retried by Update) would become a lock
+		// timeout (not retried).
+		return fmt.Errorf("%w: LockTimeout %v is not above DeadlockInterval %v: with DeadlockPeriodic every deadlock would end as a lock timeout before the sweep finds it",
+			ErrInvalidOption, c.LockTimeout, c.DeadlockInterval)
 	case c.CheckpointBytes < 0 || c.MemtableBytes < 0:
 		return fmt.Errorf("%w: CheckpointBytes and MemtableBytes must not be negative", ErrInvalidOption)
 	case c.MaxKeySize < 0 || c.MaxKeySize > DefaultMaxKeySize:

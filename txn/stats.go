@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -65,11 +66,13 @@ type counters struct {
 
 const statShards = 8
 
-// timed says whether a transaction's duration is measured for MeanTxTime: one
-// in timedEvery, by ID. Reading the clock twice costs as much as the rest of
-// a point read's bookkeeping (it is not a vDSO call on every VM), and a
-// systematic sample of durations estimates their mean just as well.
-func timed(id uint64) bool { return id%timedEvery == 0 }
+// timed says whether a transaction's duration is measured for MeanTxTime: the
+// first timedEvery transactions of a DB, then one in timedEvery, by ID.
+// Reading the clock twice costs as much as the rest of a point read's
+// bookkeeping (it is not a vDSO call on every VM), and a systematic sample of
+// durations estimates their mean just as well; the first ones are all timed
+// so that a DB that ran one Put does not report a MeanTxTime of 0.
+func timed(id uint64) bool { return id%timedEvery == 0 || id <= timedEvery }
 
 const timedEvery = 16
 
@@ -124,6 +127,15 @@ type StrategyStats struct{ Commits, Aborts uint64 }
 type HistogramBucket struct {
 	UpperBound time.Duration // the last bucket's bound is the largest Duration
 	Count      uint64
+}
+
+// String renders the bucket as "≤1ms: 12", and the last, unbounded one as
+// "more: 3".
+func (b HistogramBucket) String() string {
+	if b.UpperBound == time.Duration(1<<63-1) {
+		return fmt.Sprintf("more: %d", b.Count)
+	}
+	return fmt.Sprintf("≤%v: %d", b.UpperBound, b.Count)
 }
 
 // Stats is a snapshot of the database's counters, like sql.DB.Stats: the

@@ -65,7 +65,7 @@ type Tx struct {
 	adaptive bool        // Adaptive running optimistically: hot keys are locked at read time
 	reason   abortReason // why the transaction ends, if it does not commit
 	inCommit bool        // in the DB's committing set
-	labeled  bool        // the lock table holds a label for this transaction
+	labeled  bool        // the lock table holds a label or an age for this transaction
 	// latestReads: some reads were of the latest version under a lock
 	// while others came from the snapshot (see commitReadOnlyLocked).
 	latestReads bool
@@ -104,6 +104,11 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 
 // retryPlan is what a failed Update attempt tells the next one.
 type retryPlan struct {
+	// age is the first attempt's ID: every retry of an Update is as old as
+	// its first attempt when a deadlock victim is chosen (the youngest by
+	// age loses), so a retried transaction is not the youngest again each
+	// round — the fairness of wound-wait's and CockroachDB's priorities.
+	age         uint64
 	pessimistic bool      // run pessimistically (Hybrid's fallback)
 	pre         []prelock // locks taken first, in key order (Hybrid, escalation)
 	hotX        [][]byte  // Adaptive: keys the failed attempt wrote (locked X when hot)
@@ -147,7 +152,7 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 	if opts != nil {
 		label = opts.Label
 	}
-	if err := tx.open(ctx, label); err != nil {
+	if err := tx.open(ctx, label, plan); err != nil {
 		return nil, err
 	}
 	if len(pre) > 0 {
@@ -253,7 +258,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 // open binds the transaction to ctx, opens its reader and registers it
 // with the DB — under tx.mu, so an AfterFunc fired by an early cancel waits
 // until the transaction is whole, and Close only ever sees whole ones.
-func (tx *Tx) open(ctx context.Context, label string) error {
+func (tx *Tx) open(ctx context.Context, label string, plan *retryPlan) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	tx.bind(ctx)
@@ -268,6 +273,10 @@ func (tx *Tx) open(ctx context.Context, label string) error {
 	if label != "" {
 		tx.labeled = true
 		tx.db.locks.SetLabel(tx.id, label)
+	}
+	if plan != nil && plan.age != 0 {
+		tx.labeled = true // the lock table keeps the age until ReleaseAll
+		tx.db.locks.SetAge(tx.id, plan.age)
 	}
 	return nil
 }

@@ -56,9 +56,14 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 			next.plan = &retryPlan{pessimistic: true} // start pessimistic, nothing to prelock yet
 		}
 	}
+	var age uint64 // the first attempt's ID, carried by every retry
 	for attempt := 1; ; attempt++ {
 		var err error
-		next, err = db.attempt(ctx, opts, next, attempt, fn)
+		var id uint64
+		next, id, err = db.attempt(ctx, opts, next, attempt, fn)
+		if age == 0 {
+			age = id
+		}
 		if err == nil || IsRetryable(err) {
 			if attempt == 1 && measured {
 				hybrid.firstAttempt(err != nil)
@@ -77,7 +82,17 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 		if err := db.waitLostTo(ctx, err); err != nil {
 			return err
 		}
+		next.plan = withAge(next.plan, age)
 	}
+}
+
+// withAge returns plan (a new one if nil) carrying age.
+func withAge(plan *retryPlan, age uint64) *retryPlan {
+	if plan == nil {
+		plan = &retryPlan{}
+	}
+	plan.age = age
+	return plan
 }
 
 // EscalateAfter is how many failed attempts of an Update run as planned
@@ -114,32 +129,32 @@ func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
 // attempt should run. When fn fails otherwise, what it read must be durable
 // before its error is reported (settle): the error may rest on a version a
 // crash could still take back.
-func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, n int, fn func(*Tx) error) (nextAttempt, error) {
+func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, n int, fn func(*Tx) error) (nextAttempt, uint64, error) {
 	tx, err := db.begin(ctx, opts, true, cur.plan)
 	if err != nil {
-		return nextAttempt{}, err
+		return cur, 0, err // a prelock lost a deadlock: the same plan again
 	}
 	if len(cur.rll) > 0 && tx.adaptive {
 		if err := tx.lockPrelocks(cur.rll); err != nil {
-			return cur, err // the transaction is rolled back; a deadlock is retried the same way
+			return cur, tx.id, err // the transaction is rolled back; a deadlock is retried the same way
 		}
 	}
 	err = runManaged(tx, fn)
 	if err != nil && !IsRetryable(err) {
-		return nextAttempt{}, tx.rollbackSettled(err)
+		return nextAttempt{}, tx.id, tx.rollbackSettled(err)
 	}
 	if err == nil {
 		err = tx.commit()
 	}
 	if err == nil {
-		return nextAttempt{}, nil
+		return nextAttempt{}, tx.id, nil
 	}
 	var next nextAttempt
 	if IsRetryable(err) {
 		next = db.planRetry(tx, err, n)
 	}
 	_ = tx.rollback()
-	return next, err
+	return next, tx.id, err
 }
 
 // planRetry is where a failed attempt's retry is planned. Hybrid: the retry

@@ -1,6 +1,6 @@
 package txn
 
-// Watch: change streams over the commit history (DESIGN §5; MongoDB's change streams, etcd's
+// Watch: change streams over the commit history (architecture §5; MongoDB's change streams, etcd's
 // watch, Badger's Subscribe).
 //
 // # The contract

@@ -1,6 +1,8 @@
 // Package peers runs txkv's bench workloads — the bank transfer (10 and
-// 10,000 accounts), inventory, the job queue and durable single-key commits
-// with 1 and 64 committers — on txkv and on other embedded Go stores, side
+// 10,000 accounts), inventory, the job queue, durable single-key commits
+// with 1 and 64 committers, a hot counter (read-modify-write of one key by
+// 2, 8 and 64 writers) and point reads (one read-only transaction per read)
+// — on txkv and on other embedded Go stores, side
 // by side in one process, so their throughput can be compared on the same
 // machine at the same moment:
 //

@@ -23,8 +23,9 @@ type Row struct {
 }
 
 // Rows are the rows: the bank with 10 and 10,000 accounts,
-// inventory, the job queue, single-key commits with 1 and 64 committers, and
-// the hot counter with 2, 8 and 64 writers.
+// inventory, the job queue, single-key commits with 1 and 64 committers, the
+// hot counter with 2, 8 and 64 writers, and point reads (8 readers, one
+// read-only transaction per read, 100,000 keys).
 func Rows(workers int) []Row {
 	return []Row{
 		{"bank, 10 accounts", workers, func() Workload { return Bank(10) }},
@@ -36,6 +37,7 @@ func Rows(workers int) []Row {
 		{"hot counter, 2 writers", 2, Counter},
 		{"hot counter, 8 writers", 8, Counter},
 		{"hot counter, 64 writers", 64, Counter},
+		{"point reads, 100000 keys", 8, func() Workload { return Reads(100000) }},
 	}
 }
 

@@ -215,6 +215,39 @@ func Single() Workload {
 	}
 }
 
+// Reads: each operation reads one random key of n in its own read-only transaction (View,
+// then Get) — the point-read path, where the engine's per-transaction overhead shows. The
+// values never change; Check reads them all back.
+func Reads(n int) Workload {
+	k := func(i int) []byte { return key("read/%07d", i) }
+	return Workload{
+		Name: fmt.Sprintf("reads-%d", n),
+		Setup: func(s Store) error {
+			return load(s, n, func(i int) ([]byte, []byte) { return k(i), enc(int64(i)) })
+		},
+		Op: func(s Store, r *rand.Rand, _ int, _ uint64) error {
+			i := r.IntN(n)
+			return s.View(func(tx Tx) error {
+				v, err := getInt(tx, k(i))
+				if err == nil && v != int64(i) {
+					err = fmt.Errorf("reads: key %d holds %d", i, v)
+				}
+				return err
+			})
+		},
+		Check: func(s Store) error {
+			return s.View(func(tx Tx) error {
+				for i := range n {
+					if v, err := getInt(tx, k(i)); err != nil || v != int64(i) {
+						return fmt.Errorf("reads: key %d: %d, %v", i, v, err)
+					}
+				}
+				return nil
+			})
+		},
+	}
+}
+
 // Counter: every worker increments one hot counter by reading it and writing it back (plain
 // Get, then Put, in one transaction) — the read-modify-write a new user writes first. The
 // counter equals the acknowledged increments. On txkv it shows that Update does not fail and

@@ -1,14 +1,19 @@
 // Command txkvbench runs the decision guide's eight workloads under the four
-// strategies at several contention levels, prints a table per workload with
-// the guide's recommendation against the measured winner, and writes
+// strategies at several contention levels, each workload written the way the
+// guide tells users to write it for each strategy (bench.Spec.Recipe). It runs
+// every cell several times, interleaved, prints a table per workload with the
+// guide's recommendation against the measured winner — "within noise" when
+// the winner's lead is inside its 95% confidence interval — and writes
 // results.json and one chart per workload.
 //
-//	go run ./bench/cmd/txkvbench -quick            # the whole matrix in about a minute
+//	go run ./bench/cmd/txkvbench                   # 3 runs × 1s per cell: about 5 minutes on 2 cores
+//	go run ./bench/cmd/txkvbench -quick            # 3 runs × 100ms per cell: about 32 s (what CI runs)
 //	go run ./bench/cmd/txkvbench -workload bank,likes -strategy pessimistic,optimistic \
-//	    -contention 2,20,200 -duration 5s -workers 16 -out /tmp/r
+//	    -contention 2,20,200 -duration 5s -runs 5 -workers 16 -out /tmp/r
 //
-// It exits 1 if any invariant failed or any run could not finish, 2 on a
-// usage error.
+// It exits 1 if any invariant failed, any run could not finish, or a recipe
+// that promises no deadlocks (pessimistic, locks in canonical order) had one;
+// 2 on a usage error.
 package main
 
 import (
@@ -25,8 +30,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/bench"
 )
@@ -35,6 +38,7 @@ import (
 type flags struct {
 	quick      bool
 	duration   time.Duration
+	runs       int
 	workers    int
 	contention string
 	workloads  string
@@ -51,8 +55,11 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("txkvbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&f.quick, "quick", false, "short runs (about 300ms per cell): the whole matrix in about a minute")
-	fs.DurationVar(&f.duration, "duration", 2*time.Second, "how long each workload × strategy × contention cell runs")
+	fs.BoolVar(&f.quick, "quick", false, "short cells (-duration "+quickDuration.String()+" unless set): "+
+		"the whole matrix in "+quickTook+"; the default takes "+defaultTook)
+	fs.DurationVar(&f.duration, "duration", time.Second, "how long each run of a workload × strategy × contention cell lasts")
+	fs.IntVar(&f.runs, "runs", 3, "runs of each cell, interleaved across the strategies: the noise estimate "+
+		"behind \"within noise\" (1: none)")
 	fs.IntVar(&f.workers, "workers", 8, "concurrent goroutines per cell")
 	fs.StringVar(&f.contention, "contention", "high,medium,low",
 		"contention levels: names (high, medium, low: each workload's own hot-set sizes) or hot-set sizes (e.g. 10,100,1000)")
@@ -63,23 +70,39 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.sync, "sync", "always", "on-disk durability: always (fsync every commit batch) or none")
 	fs.StringVar(&f.out, "out", "bench-results", "directory for results.json and the charts")
 	fs.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
-	fs.BoolVar(&f.noProgress, "no-progress", false, "hide the progress bar")
+	fs.BoolVar(&f.noProgress, "no-progress", false, "hide the progress on stderr (a bar on a terminal, elsewhere a line every 10 s)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if f.quick {
-		f.duration = 300 * time.Millisecond
+	if f.quick && !isSet(fs, "duration") {
+		f.duration = quickDuration
 	}
-	if f.duration <= 0 || f.workers <= 0 {
-		return f, errors.New("-duration and -workers must be positive")
+	if f.duration <= 0 || f.runs <= 0 || f.workers <= 0 {
+		return f, errors.New("-duration, -runs and -workers must be positive")
 	}
 	if f.sync != "always" && f.sync != "none" {
 		return f, fmt.Errorf("-sync %q: want always or none", f.sync)
 	}
 	return f, nil
+}
+
+// quickDuration is -quick's time per run; quickTook and defaultTook are what
+// the whole matrix measured on 2 cores, on disk (README quotes them: update
+// both when the matrix or the engine changes).
+const (
+	quickDuration = 100 * time.Millisecond
+	quickTook     = "about 32 s on 2 cores"
+	defaultTook   = "about 5 minutes"
+)
+
+// isSet reports whether the command line set the flag.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // plan is what to run.
@@ -157,48 +180,55 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
-	results, runErr := runMatrix(ctx, f, p, stderr)
-	rep := newReport(f, p, results, time.Since(start))
+	reps, runErr := runMatrix(ctx, f, p, newProgress(stderr, p.runs(f), f.noProgress))
+	rep := newReport(f, p, reps, time.Since(start))
 	rep.print(stdout)
 	if err := rep.write(f.out); err != nil {
 		fmt.Fprintln(stderr, "txkvbench:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "\nwrote %s and %d charts in %s (%s total)\n",
-		filepath.Join(f.out, "results.json"), len(p.specs), f.out, time.Since(start).Round(time.Second))
+	charts := "charts"
+	if len(rep.Verdicts) == 1 {
+		charts = "chart"
+	}
+	fmt.Fprintf(stdout, "wrote %s and %d %s in %s (%s total)\n",
+		filepath.Join(f.out, "results.json"), len(rep.Verdicts), charts, f.out, time.Since(start).Round(time.Second))
 	if runErr != nil {
 		fmt.Fprintln(stderr, "txkvbench:", runErr)
 		return 1
 	}
 	if !rep.allOK() {
-		fmt.Fprintln(stderr, "txkvbench: an invariant failed (see the table)")
+		fmt.Fprintln(stderr, "txkvbench: a check failed: an invariant, or a deadlock the recipe promises cannot happen (see the table)")
 		return 1
 	}
 	return 0
 }
 
-// runMatrix runs every cell; for each workload and contention level the
-// strategies run one after another, so slow drift of the machine hits them
-// alike. It stops at the first run that cannot finish.
-func runMatrix(ctx context.Context, f flags, p plan, stderr io.Writer) ([]bench.Result, error) {
-	cells := len(p.specs) * len(p.levels) * len(p.strategies)
-	bar := progressbar.NewOptions(cells,
-		progressbar.OptionSetWriter(stderr), progressbar.OptionSetVisibility(!f.noProgress),
-		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true), progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish())
-	defer func() { _ = bar.Finish() }()
-	var out []bench.Result
+// runs is how many runs the plan makes.
+func (p plan) runs(f flags) int { return len(p.specs) * len(p.levels) * len(p.strategies) * f.runs }
+
+// runMatrix runs every cell f.runs times. For each workload and contention
+// level, a repetition runs every strategy back to back, so slow drift of the
+// machine hits them alike and the verdict can compare them run by run; the
+// order of the strategies rotates between repetitions, so none is always
+// first after a change of workload. It stops at the first run that cannot
+// finish.
+func runMatrix(ctx context.Context, f flags, p plan, prog progress) ([]rep, error) {
+	defer prog.finish()
+	var out []rep
 	for _, s := range p.specs {
 		for _, level := range p.levels {
-			for _, st := range p.strategies {
-				bar.Describe(fmt.Sprintf("%-9s %-11s hot=%-5d", s.Name, st, hotSet(s, level)))
-				res, err := runCell(ctx, f, s, st, hotSet(s, level))
-				out = append(out, res)
-				_ = bar.Add(1)
-				if err != nil {
-					return out, fmt.Errorf("%s/%s hot=%d: %w", s.Name, st, hotSet(s, level), err)
+			hot := hotSet(s, level)
+			for i := range f.runs {
+				for j := range p.strategies {
+					st := p.strategies[(i+j)%len(p.strategies)]
+					prog.start(fmt.Sprintf("%-9s %-11s hot=%-5d run %d/%d", s.Name, st, hot, i+1, f.runs))
+					res, err := runCell(ctx, f, s, st, hot, f.seed+uint64(i))
+					out = append(out, rep{res, i})
+					prog.done()
+					if err != nil {
+						return out, fmt.Errorf("%s/%s hot=%d: %w", s.Name, st, hot, err)
+					}
 				}
 			}
 		}
@@ -207,7 +237,19 @@ func runMatrix(ctx context.Context, f flags, p plan, stderr io.Writer) ([]bench.
 }
 
 // runCell runs one workload × strategy × hot-set cell on a fresh database.
-func runCell(ctx context.Context, f flags, s bench.Spec, st txkv.Strategy, hot int) (bench.Result, error) {
+// The strategies of one repetition share a seed: the same random operations.
+// A run that could not finish still names its cell, and says why in Err.
+func runCell(ctx context.Context, f flags, s bench.Spec, st txkv.Strategy, hot int, seed uint64) (bench.Result, error) {
+	res, err := runOn(ctx, f, s, bench.Config{HotSet: hot, Think: f.think},
+		bench.RunConfig{Strategy: st, Workers: f.workers, Duration: f.duration, Seed: seed})
+	res.Workload, res.Strategy, res.HotSet = s.Name, st.String(), hot
+	if err != nil && res.Err == "" {
+		res.Err = err.Error()
+	}
+	return res, err
+}
+
+func runOn(ctx context.Context, f flags, s bench.Spec, cfg bench.Config, rc bench.RunConfig) (bench.Result, error) {
 	path, cleanup, err := dbPath(f)
 	if err != nil {
 		return bench.Result{}, err
@@ -221,11 +263,7 @@ func runCell(ctx context.Context, f flags, s bench.Spec, st txkv.Strategy, hot i
 	if err != nil {
 		return bench.Result{}, err
 	}
-	cfg := bench.Config{HotSet: hot, Think: f.think}
-	res, err := bench.Run(ctx, db, s, cfg, bench.RunConfig{
-		Strategy: st, Workers: f.workers, Duration: f.duration, Seed: f.seed,
-	})
-	res.Strategy = st.String()
+	res, err := bench.Run(ctx, db, s, cfg, rc)
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

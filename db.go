@@ -113,6 +113,16 @@ func (db *DB) WriteWaitForGraph(w io.Writer) error { return db.e.LockManager().W
 // DETECTED DEADLOCK, or nil.
 func (db *DB) LastDeadlock() *DeadlockError { return db.e.LastDeadlock() }
 
+// HotKey is a key (or a range, for range-lock waits) with its recent
+// contention: validation conflicts, lock waits and deadlocks, each count
+// halving every ten seconds.
+type HotKey = txn.HotKey
+
+// HotKeys returns up to n keys with the most recent contention, highest
+// first — the keys your transactions are fighting over. It is always on:
+// it costs nothing until a transaction conflicts, waits or deadlocks.
+func (db *DB) HotKeys(n int) []HotKey { return db.e.HotKeys(n) }
+
 // Checkpoint moves committed versions into the file's base and truncates the
 // log now, instead of waiting for the size thresholds.
 func (db *DB) Checkpoint() error { return db.e.Checkpoint() }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -699,5 +700,75 @@ func testScanForUpdateAcrossBatches(t *testing.T, m mode) {
 		if err := tx.Rollback(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Locks() reads as a walk along the key space: by start key, a point before a range that
+// starts at the same key — so a range [12-01, 12-08) lists before a point lock on 12-05.
+func TestLocksSortedAlongTheKeySpace(t *testing.T) {
+	db := openMem(t, nil)
+	day := func(d string) []byte { return []byte("room/7/2026-" + d) }
+	book := mustBegin(t, db, &txkv.TxOptions{Label: "booking"})
+	defer func() { _ = book.Rollback() }()
+	if err := book.LockRange(day("12-01"), day("12-08"), txkv.Shared); err != nil {
+		t.Fatal(err)
+	}
+	other := mustBegin(t, db, &txkv.TxOptions{Label: "other"})
+	defer func() { _ = other.Rollback() }()
+	if err := other.LockKeys(txkv.Shared, day("12-09"), day("12-05"), day("11-30"), day("12-01")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range db.Locks() {
+		s := string(l.Key)[len("room/7/2026-"):]
+		if l.Range {
+			s = "[" + s + ")"
+		}
+		got = append(got, s)
+	}
+	want := []string{"11-30", "12-01", "[12-01)", "12-05", "12-09"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Locks() in order %v, want %v", got, want)
+	}
+}
+
+// Two pessimistic transactions that read a key (S) and then write it (S→X) deadlock; the
+// report says what each holds — shared, converting to exclusive — rather than reading as if
+// both held X, and points to GetForUpdate.
+func TestUpgradeDeadlockSaysWhatEachHolds(t *testing.T) {
+	db := openMem(t, nil)
+	mustPut(t, db, "k", "0")
+	t1 := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
+	t2 := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
+	for _, tx := range []*txkv.Tx{t1, t2} {
+		if _, err := tx.Get([]byte("k")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := make(chan error, 1)
+	go func() { first <- t1.Put([]byte("k"), []byte("1")) }()
+	waitFor(t, "t1's upgrade to wait", func() bool { return isWaiting(db, t1.ID()) })
+	err := t2.Put([]byte("k"), []byte("2"))
+	var de *txkv.DeadlockError
+	if !errors.As(err, &de) {
+		t.Fatalf("t2's upgrade = %v, want a deadlock", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"holds shared, wants exclusive", "a lock upgrade", "held shared by", "GetForUpdate"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("deadlock report lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "held exclusive") {
+		t.Errorf("the report says a shared holder holds exclusive:\n%s", msg)
+	}
+	if err := recv(t, first, "t1's upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	if err := t1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if hk := db.HotKeys(1); len(hk) != 1 || string(hk[0].Key) != "k" || hk[0].Deadlocks != 1 || hk[0].LockWaits < 1 {
+		t.Fatalf("HotKeys = %+v, want k with one deadlock and its waits", hk)
 	}
 }

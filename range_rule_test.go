@@ -124,3 +124,43 @@ func TestStatsReadable(t *testing.T) {
 		t.Fatalf("first bucket prints %q", got)
 	}
 }
+
+// HotKeys names the keys transactions fight over: conflicts from optimistic transactions,
+// lock waits from pessimistic ones, and deadlocks, each counted on its key.
+func TestHotKeysNamesTheContendedKeys(t *testing.T) {
+	db := openMem(t, nil)
+	mustPut(t, db, "counter", "0")
+	mustPut(t, db, "quiet", "0")
+	// A conflict on counter: read it, let another transaction commit it, commit.
+	tx := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Optimistic})
+	if _, err := tx.Get([]byte("counter")); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, db, "counter", "1")
+	if err := tx.Put([]byte("counter"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); !errors.Is(err, txkv.ErrConflict) {
+		t.Fatalf("commit = %v, want a conflict", err)
+	}
+	// A lock wait on counter.
+	holder := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
+	if _, err := holder.GetForUpdate([]byte("counter")); err != nil {
+		t.Fatal(err)
+	}
+	waiter := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
+	done := make(chan error, 1)
+	go func() { _, err := waiter.GetForUpdate([]byte("counter")); done <- err }()
+	waitFor(t, "the waiter to queue", func() bool { return isWaiting(db, waiter.ID()) })
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, done, "the waiter"); err != nil {
+		t.Fatal(err)
+	}
+	_ = waiter.Rollback()
+	top := db.HotKeys(10)
+	if len(top) != 1 || string(top[0].Key) != "counter" || top[0].Conflicts != 1 || top[0].LockWaits != 1 {
+		t.Fatalf("HotKeys = %+v, want counter with 1 conflict and 1 lock wait, nothing else", top)
+	}
+}

@@ -285,9 +285,36 @@ func (m *Manager) liveCycleLocked(cycle []deadlock.Edge) ([]deadlock.Edge, []Wai
 		r, _ := m.graph.WaitingOn(e.Waiter)
 		key, end, isRange := r.target()
 		out[i] = WaitEdge{Waiter: e.Waiter, Holder: e.Holder, Key: bytes.Clone(key), End: bytes.Clone(end),
-			Range: isRange, Mode: r.mode, Soft: e.Soft}
+			Range: isRange, Mode: r.mode, Soft: e.Soft, Upgrade: r.upgrade,
+			HolderMode: m.blockerModeLocked(r, e.Holder, e.Soft)}
 	}
 	return cycle, out, true
+}
+
+// blockerModeLocked is the mode in which txn blocks waiting request r: the
+// strongest mode it holds on r's target (hard), or the mode of its request
+// queued ahead of r (soft). For reports only. Needs every shard.
+func (m *Manager) blockerModeLocked(r *request, txn uint64, soft bool) Mode {
+	key, end, isRange := r.target()
+	mode := Shared
+	note := func(x *request) {
+		if x.txn == txn && (x.state == stateGranted) != soft && x.mode.covers(mode) {
+			mode = x.mode
+		}
+	}
+	if r.head != nil {
+		for _, l := range []reqList{r.head.holders, r.head.waiters} {
+			for x := l.head; x != nil; x = x.next {
+				note(x)
+			}
+		}
+	}
+	for _, x := range m.rt.reqs {
+		if x.touches(key, end, isRange) {
+			note(x)
+		}
+	}
+	return mode
 }
 
 // liveEdgesLocked appends waiting request r's edges, recomputed from the

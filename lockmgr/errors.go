@@ -41,16 +41,39 @@ type WaitEdge struct {
 	Range          bool
 	Mode           Mode // the mode the waiter asked for
 	Soft           bool // Holder is an earlier queued waiter, not a holder
+	// HolderMode is the mode Holder holds on the target (for a soft edge:
+	// the mode it is queued for).
+	HolderMode Mode
+	// Upgrade says the waiter already holds a weaker lock overlapping the
+	// target: it asks to convert it (S to X), as a read-then-write does.
+	Upgrade bool
 }
 
 // String renders the edge for humans.
 func (e WaitEdge) String() string {
-	verb := "holds"
-	if e.Soft {
-		verb = "is queued ahead on"
+	return fmt.Sprintf("txn %d %s", e.Waiter, e.describe(func(id uint64) string { return fmt.Sprintf("txn %d", id) }))
+}
+
+// describe renders the edge after the waiter's name: what it holds and
+// wants, and who is in the way in which mode.
+func (e WaitEdge) describe(name func(uint64) string) string {
+	wants := fmt.Sprintf("wants %s on %s", e.Mode, formatTarget(e.Key, e.End, e.Range))
+	if e.Upgrade {
+		wants = fmt.Sprintf("holds %s, wants %s on %s (a lock upgrade)", weaker(e.Mode), e.Mode,
+			formatTarget(e.Key, e.End, e.Range))
 	}
-	return fmt.Sprintf("txn %d wants %s on %s, which txn %d %s",
-		e.Waiter, e.Mode, formatTarget(e.Key, e.End, e.Range), e.Holder, verb)
+	if e.Soft {
+		return fmt.Sprintf("%s, queued behind %s (waiting for %s)", wants, name(e.Holder), e.HolderMode)
+	}
+	return fmt.Sprintf("%s, held %s by %s", wants, e.HolderMode, name(e.Holder))
+}
+
+// weaker is the mode an upgrade to m converts from.
+func weaker(m Mode) Mode {
+	if m == Exclusive {
+		return Shared
+	}
+	return m
 }
 
 // DeadlockError is returned to the victim of a deadlock. Cycle lists the
@@ -66,23 +89,30 @@ type DeadlockError struct {
 
 // Error explains the cycle in one paragraph, for example:
 //
-//	txkv: deadlock detected: txn 1 wants exclusive on "b", held by txn 2;
-//	txn 2 wants exclusive on "a", held by txn 1; txn 2 was chosen as the victim
+//	txkv: deadlock detected: txn 1 wants exclusive on "b", held exclusive by txn 2;
+//	txn 2 wants exclusive on "a", held exclusive by txn 1; txn 2 was chosen as the victim
+//
+// and, when transactions deadlock converting shared locks to exclusive:
+//
+//	txkv: deadlock detected: txn 2 holds shared, wants exclusive on "k" (a lock
+//	upgrade), held shared by txn 1; txn 1 holds shared, wants exclusive on "k"
+//	(a lock upgrade), held shared by txn 2; txn 2 was chosen as the victim (read
+//	what you will write with GetForUpdate: it locks exclusively at once)
 func (e *DeadlockError) Error() string {
 	var b strings.Builder
 	b.WriteString("txkv: deadlock detected: ")
+	upgrades := false
 	for i, ed := range e.Cycle {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		rel := "held by"
-		if ed.Soft {
-			rel = "queued behind"
-		}
-		fmt.Fprintf(&b, "%s wants %s on %s, %s %s",
-			e.txnName(ed.Waiter), ed.Mode, formatTarget(ed.Key, ed.End, ed.Range), rel, e.txnName(ed.Holder))
+		b.WriteString(e.txnName(ed.Waiter) + " " + ed.describe(e.txnName))
+		upgrades = upgrades || ed.Upgrade
 	}
 	fmt.Fprintf(&b, "; %s was chosen as the victim", e.txnName(e.Victim))
+	if upgrades {
+		b.WriteString(" (read what you will write with GetForUpdate: it locks exclusively at once)")
+	}
 	return b.String()
 }
 

@@ -28,8 +28,11 @@ type LockInfo struct {
 }
 
 // Locks returns a consistent snapshot of every holder and waiter, sorted by
-// target (points before ranges, then by key), then holders by txn ID before
-// waiters in queue order.
+// target — by start key (an open start first), a point before a range that
+// starts at the same key, then by end (an open end last) — and, on one
+// target, holders by txn ID before waiters in queue order. So a range
+// [12-01, 12-08) lists after a point 11-30 and before a point 12-05: the
+// rows read as a walk along the key space.
 func (m *Manager) Locks() []LockInfo {
 	type row struct {
 		info LockInfo
@@ -59,10 +62,10 @@ func (m *Manager) Locks() []LockInfo {
 	m.unlockAll()
 	slices.SortFunc(rows, func(a, b row) int {
 		x, y := a.info, b.info
-		if c := boolOrder(x.Range, y.Range); c != 0 {
+		if c := bytes.Compare(x.Key, y.Key); c != 0 {
 			return c
 		}
-		if c := bytes.Compare(x.Key, y.Key); c != 0 {
+		if c := boolOrder(x.Range, y.Range); c != 0 {
 			return c
 		}
 		if c := compareEnd(x.End, y.End); c != 0 {

@@ -34,6 +34,12 @@ type Options struct {
 	// withdraws its own request before the panic goes on, and the other
 	// victims are still reported.
 	OnDeadlock func(*DeadlockError)
+	// OnWait, if set, is called when a request must wait (it was queued),
+	// with no lock manager mutex held, on the waiting goroutine, before it
+	// blocks: key and end are the target (end nil and !isRange: a point),
+	// not to be retained. txkv counts hot keys with it. A panic in it
+	// withdraws the request, as one in OnDeadlock does.
+	OnWait func(key, end []byte, isRange bool)
 	// Shards is the number of hash shards of the point-lock table, rounded
 	// up to a power of two (default 64).
 	Shards int
@@ -131,6 +137,9 @@ type hooks struct {
 	// refreshed is called, with the key's shard locked, after each
 	// re-examination of a point queue with the number of waiters examined.
 	refreshed func(examined int)
+	// waited is called, with no lock held, when a wait has ended and its
+	// outcome (err) is decided, before Acquire returns it.
+	waited func(txn uint64, err error)
 }
 
 // shard holds the point locks whose key hashes to it.
@@ -499,23 +508,43 @@ func (m *Manager) labeled(e *LockError) *LockError {
 	return e
 }
 
-// block waits for queued request r: the immediate deadlock search, then
-// waitFor. Whatever ends it, r leaves the queue: if anything in between
+// block waits for queued request r: OnWait (note, if set), the immediate
+// deadlock search, then waitFor. Whatever ends it, r leaves the queue: if anything in between
 // panics (an OnDeadlock callback runs in the search), the deferred cleanup
 // withdraws r, which otherwise would stay queued and later be granted to
 // nobody. A request granted before the panic stays held; ReleaseAll frees
 // it.
-func (m *Manager) block(ctx context.Context, r *request, timeout time.Duration) error {
+func (m *Manager) block(ctx context.Context, r *request, timeout time.Duration, note *waitNote) error {
 	settled := false
 	defer func() {
 		if !settled {
 			m.finishWait(r, errAbandoned, 0)
 		}
 	}()
+	if note != nil {
+		m.opts.OnWait(note.key, note.end, note.isRange)
+	}
 	m.afterEnqueue(r.txn)
 	err := m.waitFor(ctx, r, timeout)
 	settled = true
 	return err
+}
+
+// waitNote is what OnWait is told of a request that queued, copied under the
+// lock that queued it: once the lock is released, another goroutine may end
+// the request (a deadlock victim) and recycle its key's head.
+type waitNote struct {
+	key, end []byte
+	isRange  bool
+}
+
+// noteWaitLocked copies the target of queued request r for OnWait, if set.
+func (m *Manager) noteWaitLocked(r *request) *waitNote {
+	if m.opts.OnWait == nil {
+		return nil
+	}
+	key, end, isRange := r.target()
+	return &waitNote{key: bytes.Clone(key), end: bytes.Clone(end), isRange: isRange}
 }
 
 // errAbandoned is the cause recorded for a request withdrawn by a panic;
@@ -546,8 +575,8 @@ func (m *Manager) waitFor(ctx context.Context, r *request, timeout time.Duration
 	}
 	err := m.finishWait(r, cause, timeout)
 	m.stats.recordWait(time.Since(r.queued), err)
-	if lerr, ok := err.(*LockError); ok {
-		return m.labeled(lerr)
+	if h := m.hooks.waited; h != nil {
+		h(r.txn, err)
 	}
 	return err
 }
@@ -562,7 +591,7 @@ func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) err
 		defer m.unlockAll()
 		if r.state == stateWaiting {
 			if cause == ErrLockTimeout {
-				cause = m.timeoutErrorLocked(r, timeout)
+				cause = m.labeled(m.timeoutErrorLocked(r, timeout))
 			}
 			m.removeRangeWaiterLocked(r)
 			m.rescanAllLocked()
@@ -574,7 +603,9 @@ func (m *Manager) finishWait(r *request, cause error, timeout time.Duration) err
 	rescan := false
 	if r.state == stateWaiting {
 		if cause == ErrLockTimeout {
-			cause = m.timeoutErrorLocked(r, timeout)
+			// Labelled under the shard lock, while the holders it names
+			// still hold: ReleaseAll forgets a label only after its locks.
+			cause = m.labeled(m.timeoutErrorLocked(r, timeout))
 		}
 		m.removePointWaiterLocked(r)
 		rescan = m.rt.waiting > 0
@@ -628,12 +659,8 @@ func (m *Manager) ReleaseAll(txn uint64) {
 		ts.mu.Unlock()
 		return
 	}
-	delete(ts.mu.txns, txn)
 	held := st.held
-	*st = txnState{}
-	if len(ts.mu.free) < maxFree {
-		ts.mu.free = append(ts.mu.free, st)
-	}
+	st.held = nil
 	ts.mu.Unlock()
 
 	hasRange, rescan := false, false
@@ -654,6 +681,24 @@ func (m *Manager) ReleaseAll(txn uint64) {
 		m.unlockAll()
 	case rescan:
 		m.rescanRanges()
+	}
+	m.forgetTxn(ts, txn, st)
+}
+
+// forgetTxn drops txn's state — its label and age — once its locks are
+// released, not before: a waiter that times out while txn still holds a
+// lock names txn in its error, with the label (labels are looked up under
+// the shard lock that shows txn as a holder).
+func (m *Manager) forgetTxn(ts *txnShard, txn uint64, st *txnState) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.mu.txns[txn] != st {
+		return
+	}
+	delete(ts.mu.txns, txn)
+	*st = txnState{}
+	if len(ts.mu.free) < maxFree {
+		ts.mu.free = append(ts.mu.free, st)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,7 +157,7 @@ func TestDeadlockErrorShape(t *testing.T) {
 	if de.Victim != 2 || len(de.Cycle) != 2 || de.Labels[2] != "batch" {
 		t.Fatalf("bad report %+v", de)
 	}
-	want := `txkv: deadlock detected: txn 2 ("batch") wants shared on "a", held by txn 1; txn 1 wants exclusive on "b", held by txn 2 ("batch"); txn 2 ("batch") was chosen as the victim`
+	want := `txkv: deadlock detected: txn 2 ("batch") wants shared on "a", held exclusive by txn 1; txn 1 wants exclusive on "b", held exclusive by txn 2 ("batch"); txn 2 ("batch") was chosen as the victim`
 	if de.Error() != want {
 		t.Fatalf("message:\n%s\nwant\n%s", de.Error(), want)
 	}
@@ -232,4 +233,33 @@ func waitUntilWaitingOrDone(m *Manager, txn uint64, done chan error) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// A lock timeout names the holders in its way with their labels, even when a holder rolls
+// back right after the timeout fired (as under DeadlockOff, where both members of a deadlock
+// time out at about the same moment): the error is labelled under the shard lock while the
+// holder still holds, and ReleaseAll forgets a label only after releasing the locks.
+func TestTimeoutKeepsHolderLabelWhenHolderLeaves(t *testing.T) {
+	m := New(&Options{Detection: deadlock.Off})
+	defer m.Close()
+	ctx := context.Background()
+	m.SetLabel(1, "alpha")
+	m.SetLabel(2, "beta")
+	if err := m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.hooks.waited = func(txn uint64, err error) {
+		if txn == 2 {
+			m.ReleaseAll(1) // the holder gives up in the same instant
+		}
+	}
+	err := m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, time.Millisecond)
+	var le *LockError
+	if !errors.As(err, &le) || !slices.Equal(le.Holders, []uint64{1}) {
+		t.Fatalf("timeout = %v, want a *LockError naming txn 1", err)
+	}
+	if le.Labels[1] != "alpha" || le.Labels[2] != "beta" {
+		t.Fatalf("%v: labels %v, want alpha and beta", err, le.Labels)
+	}
+	m.ReleaseAll(2)
 }

@@ -220,6 +220,10 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 		return err
 	}
 	r, rescan := m.enqueuePointLocked(&probe, prev, edges)
+	var note *waitNote
+	if r != nil {
+		note = m.noteWaitLocked(r)
+	}
 	sh.mu.Unlock()
 	if r == nil {
 		return ErrAlreadyWaiting
@@ -227,7 +231,7 @@ func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode
 	if rescan {
 		m.rescanRanges()
 	}
-	return m.block(ctx, r, timeout)
+	return m.block(ctx, r, timeout, note)
 }
 
 // probeEdgesLocked computes, into the shard's scratch, the edges of a

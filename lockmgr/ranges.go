@@ -229,8 +229,9 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 	m.rt.waiting++
 	m.rescanPassedLocked(r)
 	m.stats.waits.Add(1) // before the request is visible: see enqueuePointLocked
+	note := m.noteWaitLocked(r)
 	m.unlockAll()
-	return m.block(ctx, r, timeout)
+	return m.block(ctx, r, timeout, note)
 }
 
 // rescanPassedLocked re-examines the waiters a new range request r (just

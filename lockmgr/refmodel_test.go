@@ -221,10 +221,10 @@ func (m *refModel) hasCycle() bool {
 func (m *refModel) locks() []LockInfo {
 	rs := slices.Clone(m.reqs)
 	slices.SortFunc(rs, func(a, b *refReq) int {
-		if c := boolOrder(a.isRange, b.isRange); c != 0 {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.key, b.key); c != 0 {
+		if c := boolOrder(a.isRange, b.isRange); c != 0 {
 			return c
 		}
 		if c := compareEnd(refEnd(a), refEnd(b)); c != 0 {

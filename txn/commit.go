@@ -257,7 +257,11 @@ func (tx *Tx) noteLostTo(err error, ts uint64) {
 func (tx *Tx) noteConflictLocked(err error) {
 	tx.db.stats.conflicts.Add(1)
 	var ce *ConflictError
-	if errors.As(err, &ce) && len(ce.Key) > 0 {
+	if !errors.As(err, &ce) {
+		return
+	}
+	tx.db.hot.note(ce.Key, ce.End, ce.Range, hotConflict)
+	if len(ce.Key) > 0 {
 		_, _, written := tx.writes.Get(ce.Key)
 		tx.db.temp.Heat(ce.Key, written)
 	}

@@ -1,8 +1,10 @@
 package txn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,7 @@ type DB struct {
 
 	temp   *temperature // per-key conflict temperature (Adaptive)
 	window *window      // windowed conflict rate (Stats, Adaptive, Advice)
+	hot    *hotKeys     // the keys with the most contention events (HotKeys)
 
 	committing committingSet // transactions past "take a commit timestamp"
 	statsOff   bool          // BenchmarkStatsOverhead's baseline: skip per-transaction counting
@@ -69,7 +72,7 @@ type DB struct {
 // whose contents are lost at Close. cfg must have been defaulted and
 // validated.
 func Open(path string, cfg Config) (*DB, error) {
-	db := &DB{cfg: cfg, temp: newTemperature(), window: newWindow(), opened: time.Now()}
+	db := &DB{cfg: cfg, temp: newTemperature(), window: newWindow(), hot: newHotKeys(), opened: time.Now()}
 	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {
 		return nil, err
@@ -79,6 +82,9 @@ func Open(path string, cfg Config) (*DB, error) {
 		Interval:   cfg.DeadlockInterval,
 		Victim:     cfg.DeadlockVictim,
 		OnDeadlock: db.noteDeadlock,
+		OnWait: func(key, end []byte, isRange bool) {
+			db.hot.note(key, end, isRange, hotWait)
+		},
 	})
 	db.watch = newWatchHub(db)
 	db.ckpt.start(db)
@@ -145,6 +151,15 @@ func writesToOps(ws []mvcc.Write) []wal.Op {
 func (db *DB) noteDeadlock(e *lockmgr.DeadlockError) {
 	db.stats.deadlocks.Add(1)
 	db.lastDeadlock.Store(e)
+	for i, ed := range e.Cycle {
+		if !slices.ContainsFunc(e.Cycle[:i], func(p lockmgr.WaitEdge) bool { return sameTarget(p, ed) }) {
+			db.hot.note(ed.Key, ed.End, ed.Range, hotDeadlock)
+		}
+	}
+}
+
+func sameTarget(a, b lockmgr.WaitEdge) bool {
+	return a.Range == b.Range && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.End, b.End)
 }
 
 // Config returns the configuration the database runs with.
@@ -161,7 +176,9 @@ func (db *DB) LockManager() *lockmgr.Manager { return db.locks }
 
 // Close rolls back the transactions still running (their next call returns
 // wal.ErrClosed), waits for commits in flight, checkpoints, and closes the log.
-// Later calls return wal.ErrClosed.
+// Later calls return wal.ErrClosed. If the log failed (a write or fsync
+// failed, say the disk filled), Close still closes everything and returns
+// that failure: what was acknowledged is on disk, the rest never will be.
 func (db *DB) Close() error { return db.close(true) }
 
 // CloseWithoutCheckpoint closes like Close but skips the final checkpoint,
@@ -191,6 +208,9 @@ func (db *DB) close(checkpoint bool) error {
 	crashpoint.Hit(crashpoint.TxnCloseAfterCheckpoint)
 	db.locks.Close()
 	if db.log != nil {
+		if ferr := db.log.Failed(); err == nil {
+			err = ferr // also without the final checkpoint, which would have said so
+		}
 		if cerr := db.log.Close(); err == nil {
 			err = cerr
 		}

@@ -237,6 +237,7 @@ func (tx *Tx) checkUpdateConflictLocked(key []byte) error {
 	}
 	tx.db.stats.conflicts.Add(1)
 	tx.db.temp.Heat(key, true)
+	tx.db.hot.note(key, nil, false, hotConflict)
 	return tx.failLocked(&ConflictError{TxID: tx.id, Key: bytes.Clone(key), Reason: ReasonUpdateConflict})
 }
 

@@ -91,3 +91,46 @@ func openBenchDB(b *testing.B) *DB {
 	b.Cleanup(func() { _ = db.Close() })
 	return db
 }
+
+// BenchmarkHotKeysOverhead measures what HotKeys' counting costs where it
+// costs most: every core incrementing one hot counter in memory, so that
+// conflicts (and, for Pessimistic, lock waits and deadlocks) happen on most
+// commits. It is never on the path of a commit that met no contention. The
+// budget is 2% of the commit rate:
+//
+//	go test -run '^$' -bench HotKeysOverhead -count 10 ./txn | benchstat -col /hot -
+func BenchmarkHotKeysOverhead(b *testing.B) {
+	for _, st := range []Strategy{Optimistic, Pessimistic} {
+		for _, hot := range []string{"on", "off"} {
+			b.Run("strategy="+st.String()+"/hot="+hot, func(b *testing.B) {
+				db := openBenchDB(b)
+				db.hot.off.Store(hot == "off")
+				opts := &TxOptions{Strategy: st}
+				key := []byte("counter")
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						incrementWith(b, db, opts, key)
+					}
+				})
+			})
+		}
+	}
+}
+
+// incrementWith is increment under opts.
+func incrementWith(b *testing.B, db *DB, opts *TxOptions, key []byte) {
+	err := db.Update(context.Background(), opts, func(tx *Tx) error {
+		v, err := tx.Get(key)
+		if err != nil && err != ErrNotFound {
+			return err
+		}
+		var n uint64
+		if len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return tx.Put(key, binary.BigEndian.AppendUint64(nil, n+1))
+	})
+	if err != nil {
+		b.Error(err)
+	}
+}

@@ -91,12 +91,19 @@ func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
 // AdaptiveNever is the AdaptiveThreshold that never locks at read time: pure OCC.
 const AdaptiveNever = txn.AdaptiveNever
 
-// EscalateAfter is how many failed attempts of an Update run as planned; from the next one
-// on, each retry first takes, in key order, the locks the failed attempt needed (exclusive on
-// what it wrote or was waiting to write, shared on what it read) and reads those keys under
-// them — so an Update that keeps losing on the same keys queues for them instead of losing
-// again, whatever its strategy.
-const EscalateAfter = txn.EscalateAfter
+// Escalation (RetryPolicy.EscalateAfter): how many failed attempts of an Update run as
+// planned before each retry first takes, in key order, the locks the failed attempt needed
+// (exclusive on what it wrote or was waiting to write, shared on what it read), reads those
+// keys under them, and is as old as its first attempt when a deadlock victim is chosen — so
+// an Update that keeps losing on the same keys queues for them instead of losing again,
+// whatever its strategy. The default is EscalateAfterDurable on a file and
+// EscalateAfterInMemory in memory, where an attempt costs less than the lock waits an
+// escalated transaction imposes; EscalateNever turns it off.
+const (
+	EscalateAfterDurable  = txn.EscalateAfterDurable
+	EscalateAfterInMemory = txn.EscalateAfterInMemory
+	EscalateNever         = txn.EscalateNever
+)
 
 // Options configure a DB. A nil *Options means DefaultOptions(); Open copies
 // and validates the options, and fills zero fields with their defaults

@@ -89,9 +89,9 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 	mustPut(t, db, "k", "0")
 	in := newInterferer(t, db, "k")
 	attempts := 0
-	// Up to EscalateAfter attempts run as planned; an adversary that commits k between
-	// every read and commit makes each of them fail.
-	policy := &txkv.RetryPolicy{MaxAttempts: txkv.EscalateAfter}
+	// Up to EscalateAfterInMemory attempts run as planned (in memory); an adversary that
+	// commits k between every read and commit makes each of them fail.
+	policy := &txkv.RetryPolicy{MaxAttempts: txkv.EscalateAfterInMemory}
 	err := db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, Retry: policy}, func(tx *txkv.Tx) error {
 		attempts++
 		if _, err := tx.Get([]byte("k")); err != nil {
@@ -109,58 +109,69 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 	if string(ce.Key) != "k" || ce.Reason == "" {
 		t.Fatalf("conflict detail %+v: want key k and a reason", ce)
 	}
-	if attempts != txkv.EscalateAfter {
-		t.Fatalf("fn ran %d times, want MaxAttempts = %d", attempts, txkv.EscalateAfter)
+	if attempts != txkv.EscalateAfterInMemory {
+		t.Fatalf("fn ran %d times, want MaxAttempts = %d", attempts, txkv.EscalateAfterInMemory)
 	}
 	wantValue(t, db, "k", "theirs")
 }
 
-// After EscalateAfter failed attempts the retry takes, before fn runs, the lock it needs on
-// the key it keeps losing: an adversary that commits k between our read and our commit
-// whenever it can must now wait for it (and here gives up after a short timeout), and the
-// Update commits within EscalateAfter+1 attempts — for every strategy, under both isolation
-// levels. (Strategies that lock earlier — Pessimistic reads, Hybrid's retry — block the
-// adversary sooner.)
+// After EscalateAfter failed attempts (the default: EscalateAfterInMemory in memory,
+// EscalateAfterDurable on a file) the retry takes, before fn runs, the lock it needs on the
+// key it keeps losing: an adversary that commits k between our read and our commit whenever
+// it can must now wait for it (and here gives up after a short timeout), and the Update
+// commits within EscalateAfter+1 attempts — for every strategy, under both isolation levels.
+// (Strategies that lock earlier — Pessimistic reads, Hybrid's retry — block the adversary
+// sooner.)
 func TestUpdateEscalatesAfterRepeatedConflicts(t *testing.T) {
-	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
-			db := openMem(t, nil)
-			mustPut(t, db, "k", "0")
-			attempts, won := 0, 0
-			adversary := func() error {
-				return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, LockTimeout: 20 * time.Millisecond},
-					func(tx *txkv.Tx) error { return tx.Put([]byte("k"), fmt.Appendf(nil, "theirs%d", won+1)) })
-			}
-			err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
-				attempts++
-				v, err := tx.Get([]byte("k"))
-				if err != nil {
-					return err
+	for _, onFile := range []bool{false, true} {
+		for _, m := range allModes {
+			t.Run(fmt.Sprintf("file=%v/%s", onFile, m.name), func(t *testing.T) {
+				db, after := openMem(t, nil), txkv.EscalateAfterInMemory
+				if onFile {
+					db, _ = openFile(t, nil)
+					after = txkv.EscalateAfterDurable
 				}
-				switch aerr := runElsewhere(t, adversary); {
-				case aerr == nil:
-					won++
-					if attempts > txkv.EscalateAfter {
-						t.Errorf("attempt %d is escalated, yet the adversary committed k", attempts)
-					}
-				case !errors.Is(aerr, txkv.ErrLockTimeout):
-					t.Errorf("attempt %d: the adversary got %v, want nil or ErrLockTimeout", attempts, aerr)
-				}
-				return tx.Put([]byte("k"), append(v, "+mine"...))
+				testEscalation(t, db, m, after)
 			})
-			if err != nil {
-				t.Fatalf("Update: %v after %d attempts", err, attempts)
-			}
-			if attempts > txkv.EscalateAfter+1 {
-				t.Fatalf("Update took %d attempts, want at most %d", attempts, txkv.EscalateAfter+1)
-			}
-			want := "0+mine"
-			if won > 0 {
-				want = fmt.Sprintf("theirs%d+mine", won)
-			}
-			wantValue(t, db, "k", want)
-		})
+		}
 	}
+}
+
+func testEscalation(t *testing.T, db *txkv.DB, m mode, after int) {
+	mustPut(t, db, "k", "0")
+	attempts, won := 0, 0
+	adversary := func() error {
+		return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, LockTimeout: 20 * time.Millisecond},
+			func(tx *txkv.Tx) error { return tx.Put([]byte("k"), fmt.Appendf(nil, "theirs%d", won+1)) })
+	}
+	err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+		attempts++
+		v, err := tx.Get([]byte("k"))
+		if err != nil {
+			return err
+		}
+		switch aerr := runElsewhere(t, adversary); {
+		case aerr == nil:
+			won++
+			if attempts > after {
+				t.Errorf("attempt %d is escalated, yet the adversary committed k", attempts)
+			}
+		case !errors.Is(aerr, txkv.ErrLockTimeout):
+			t.Errorf("attempt %d: the adversary got %v, want nil or ErrLockTimeout", attempts, aerr)
+		}
+		return tx.Put([]byte("k"), append(v, "+mine"...))
+	})
+	if err != nil {
+		t.Fatalf("Update: %v after %d attempts", err, attempts)
+	}
+	if attempts > after+1 {
+		t.Fatalf("Update took %d attempts, want at most %d", attempts, after+1)
+	}
+	want := "0+mine"
+	if won > 0 {
+		want = fmt.Sprintf("theirs%d+mine", won)
+	}
+	wantValue(t, db, "k", want)
 }
 
 // runElsewhere runs f in another goroutine and waits for it: the adversary's transaction
@@ -357,7 +368,7 @@ func TestUpdateContextCancelledInsideFn(t *testing.T) {
 // fail validation — where every Update must commit within the default retry policy's 10
 // attempts. Two rules make that hold: a retry is as old as its first attempt when a deadlock
 // victim is chosen (the youngest by age loses, so a retried transaction is not chosen again
-// and again), and after EscalateAfter failures a retry locks what it needs first. The test
+// and again), and past EscalateAfter failures a retry locks what it needs first. The test
 // reports the worst number of attempts.
 func TestConflictStormEveryUpdateCommits(t *testing.T) {
 	for _, st := range []txkv.Strategy{txkv.Pessimistic, txkv.Optimistic, txkv.Hybrid, txkv.Adaptive} {

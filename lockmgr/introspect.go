@@ -257,3 +257,25 @@ func (m *Manager) RangeHeldByOtherFunc(txn uint64, start, end []byte, mode Mode,
 	})
 	return found
 }
+
+// Held returns the locks txn holds now (granted requests only), in no
+// particular order, with private copies of their keys. It is meant for txn
+// itself — what a transaction about to be rolled back held, so that its
+// retry can lock the same keys first — and takes only txn's own state lock:
+// the keys of locks txn holds cannot change under it.
+func (m *Manager) Held(txn uint64) []LockInfo {
+	ts := m.txnShardFor(txn)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	st := ts.mu.txns[txn]
+	if st == nil {
+		return nil
+	}
+	var out []LockInfo
+	for r := st.held; r != nil; r = r.txnNext {
+		key, end, isRange := r.target()
+		out = append(out, LockInfo{TxID: txn, Key: bytes.Clone(key), End: bytes.Clone(end), Range: isRange,
+			Mode: r.mode, Granted: true})
+	}
+	return out
+}

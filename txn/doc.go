@@ -90,23 +90,32 @@
 //   - No doomed retries: a conflict records the commit timestamp it lost to
 //     (ConflictError), and the retry waits until that commit is visible
 //     before it takes its snapshot, so it never reads the old version again.
-//   - Escalation: after EscalateAfter (2) failed attempts, the retry first
+//   - Escalation: past RetryPolicy.EscalateAfter failed attempts (by default
+//     2 on a file, 6 in memory: see EscalateAfterDurable), the retry first
 //     takes, in key order, the locks the failed attempt needed — X on the
 //     keys it wrote, on the key a deadlock victim was waiting for and on the
-//     key a Snapshot write lost (first-updater-wins), S on the keys it read —
-//     and re-opens its snapshot above the newest version of those keys, so
-//     its reads of them stay current until commit. It keeps its strategy.
+//     key a Snapshot write lost (first-updater-wins), S on the keys it read
+//     (for a pessimistic attempt: the keys it held locks on) — and re-opens
+//     its snapshot above the newest version of those keys, so its reads of
+//     them stay current until commit. It keeps its strategy, and carries its
+//     first attempt's ID as its age, so the lock manager's victim choice
+//     (the youngest by age) makes it the winner against newer transactions.
 //     A transaction that keeps losing on the same keys queues for them, FIFO,
 //     instead of losing again: the hot counter at 2–64 writers on disk does
-//     not exhaust the default 10 attempts (BenchmarkCounter in bench/).
+//     not exhaust the default 10 attempts (BenchmarkCounter in bench/). Ages
+//     start only with escalation: given to every retry, they made each
+//     victim's retry win and kill a newcomer, which retried and killed the
+//     next — deadlocks per commit quadrupled on the in-memory sweep.
 //   - A victim stays a victim: after a deadlock or a conflict ends a
 //     transaction, every later call of it returns that error, so an Update
 //     whose callback dropped the first one still sees a retryable error.
-//   - Hybrid and Adaptive, when they run a transaction pessimistically, read
-//     a key written in about the last second (recentWrites: its newest
-//     version is above the read watermark of a second ago) with an X lock
-//     rather than S: two readers that both hold S and both upgrade to X are
-//     the classic conversion deadlock. Plain Pessimistic stays strict 2PL.
+//   - On a file, Hybrid and Adaptive, when they run a transaction
+//     pessimistically, read a key written in about the last second
+//     (recentWrites: its newest version is above the read watermark of a
+//     second ago) with an X lock rather than S: two readers that both hold S
+//     and both upgrade to X are the classic conversion deadlock, and on a
+//     file they come in storms (see readMode for why not in memory). Plain
+//     Pessimistic stays strict 2PL.
 
 // # Strategies and isolation
 //

@@ -413,7 +413,7 @@ func TestHybridPlanRetry(t *testing.T) {
 		if err := tx.Put([]byte("w"), []byte("v")); err != nil {
 			t.Fatal(err)
 		}
-		next := db.planRetry(tx, ErrConflict, 1)
+		next := db.planRetry(tx, ErrConflict, false)
 		_ = tx.rollback()
 		switch {
 		case next.plan == nil || !next.plan.pessimistic:

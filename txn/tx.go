@@ -371,6 +371,9 @@ func (tx *Tx) failLocked(err error) error {
 	if tx.abortErr == nil && IsRetryable(err) {
 		tx.abortErr = err
 	}
+	if !tx.done && tx.managed && IsRetryable(err) && tx.locked {
+		tx.rememberHeldLocked()
+	}
 	if !tx.done {
 		tx.reason = classify(err)
 		tx.finishLocked(false)
@@ -505,6 +508,18 @@ func (tx *Tx) lockPrelocks(pre []prelock) error {
 		}
 	}
 	return nil
+}
+
+// rememberHeldLocked adds to the recorded reads the point keys the
+// transaction holds locks on, before a retryable failure releases them: a
+// pessimistic transaction's reads are not recorded (its locks do their
+// work), but its retry must know every key it touched to lock them first.
+func (tx *Tx) rememberHeldLocked() {
+	for _, l := range tx.db.locks.Held(tx.id) {
+		if !l.Range && !slices.ContainsFunc(tx.reads, func(k []byte) bool { return bytes.Equal(k, l.Key) }) {
+			tx.reads = append(tx.reads, l.Key)
+		}
+	}
 }
 
 // touched lists the keys this attempt read or wrote, in key order, with the

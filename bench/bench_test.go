@@ -355,6 +355,25 @@ func BenchmarkWorkload(b *testing.B) {
 	}
 }
 
+// driveChecked loads a fresh instance of spec into db, drives it with rc
+// (timed) and fails the benchmark if the run or its invariant fails.
+func driveChecked(b *testing.B, db *txkv.DB, spec Spec, rc RunConfig) Result {
+	inst := spec.New(Config{})
+	if err := inst.Setup(bg, db); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	res, err := Drive(bg, db, inst, rc)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := inst.Check(bg, db); err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
 func benchWorkload(b *testing.B, spec Spec, st txkv.Strategy) {
 	path := ""
 	if *onDisk {
@@ -365,19 +384,7 @@ func benchWorkload(b *testing.B, spec Spec, st txkv.Strategy) {
 		b.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	inst := spec.New(Config{})
-	if err := inst.Setup(bg, db); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	res, err := Drive(bg, db, inst, RunConfig{Strategy: st, Ops: b.N, Seed: 1})
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := inst.Check(bg, db); err != nil {
-		b.Fatal(err)
-	}
+	res := driveChecked(b, db, spec, RunConfig{Strategy: st, Ops: b.N, Seed: 1})
 	b.ReportMetric(res.Throughput, "commits/s")
 	b.ReportMetric(res.AbortsPer, "aborts/op")
 	b.ReportMetric(res.RetriesPer, "retries/op")

@@ -29,20 +29,8 @@ func benchCounter(b *testing.B, writers int, st txkv.Strategy) {
 		b.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	inst := CounterSpec().New(Config{})
-	if err := inst.Setup(bg, db); err != nil {
-		b.Fatal(err)
-	}
 	defaults := txkv.DefaultOptions().Retry
-	b.ResetTimer()
-	res, err := Drive(bg, db, inst, RunConfig{Strategy: st, Workers: writers, Ops: b.N, Seed: 1, Retry: defaults})
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := inst.Check(bg, db); err != nil {
-		b.Fatal(err)
-	}
+	res := driveChecked(b, db, CounterSpec(), RunConfig{Strategy: st, Workers: writers, Ops: b.N, Seed: 1, Retry: defaults})
 	b.ReportMetric(res.Throughput, "commits/s")
 	b.ReportMetric(float64(res.Failed)/float64(b.N), "failed/op")
 	b.ReportMetric(float64(res.Deadlocks)/float64(max(res.Committed, 1)), "deadlocks/commit")

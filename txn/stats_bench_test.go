@@ -41,22 +41,7 @@ func BenchmarkStatsOverhead(b *testing.B) {
 }
 
 // increment is one read-modify-write commit of a counter.
-func increment(b *testing.B, db *DB, key []byte) {
-	err := db.Update(context.Background(), nil, func(tx *Tx) error {
-		v, err := tx.Get(key)
-		if err != nil && err != ErrNotFound {
-			return err
-		}
-		var n uint64
-		if len(v) == 8 {
-			n = binary.BigEndian.Uint64(v)
-		}
-		return tx.Put(key, binary.BigEndian.AppendUint64(nil, n+1))
-	})
-	if err != nil {
-		b.Error(err)
-	}
-}
+func increment(b *testing.B, db *DB, key []byte) { incrementWith(b, db, nil, key) }
 
 // BenchmarkNoteEnd measures the counting itself — what every transaction
 // pays at its end (commit and abort counters by strategy and reason, read and

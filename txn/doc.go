@@ -95,7 +95,8 @@
 //     takes, in key order, the locks the failed attempt needed — X on the
 //     keys it wrote, on the key a deadlock victim was waiting for and on the
 //     key a Snapshot write lost (first-updater-wins), S on the keys it read
-//     (for a pessimistic attempt: the keys it held locks on) — and re-opens
+//     (for a pessimistic attempt: the keys it held locks on), and whatever
+//     earlier escalated attempts locked — and re-opens
 //     its snapshot above the newest version of those keys, so its reads of
 //     them stay current until commit. It keeps its strategy, and carries its
 //     first attempt's ID as its age, so the lock manager's victim choice

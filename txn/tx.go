@@ -538,11 +538,15 @@ func (tx *Tx) touched() []prelock {
 			out = append(out, prelock{key: k, mode: lockmgr.Shared})
 		}
 	}
-	sortPrelocks(out)
-	return out
+	return sortPrelocks(out)
 }
 
-func sortPrelocks(p []prelock) {
+// sortPrelocks sorts p by key and drops duplicates, keeping the strongest
+// mode, and returns the shortened slice. (It once returned nothing and left
+// zeroed entries at the end: a key read twice became a lock on the empty
+// key "" in the retry, which TestConflictStormEveryUpdateCommits caught
+// under -race.)
+func sortPrelocks(p []prelock) []prelock {
 	slicesSortFunc(p, func(a, b prelock) int { return bytes.Compare(a.key, b.key) })
 	// Drop duplicates, keeping the strongest mode.
 	w := 0
@@ -557,6 +561,7 @@ func sortPrelocks(p []prelock) {
 		w++
 	}
 	clear(p[w:])
+	return p[:w]
 }
 
 func validateTxOptions(o *TxOptions, tx *Tx) error {

@@ -90,9 +90,8 @@ func TestSortPrelocksDedupsKeepingStrongest(t *testing.T) {
 		{key: []byte("b"), mode: lockmgr.Exclusive},
 		{key: []byte("a"), mode: lockmgr.Shared},
 	}
-	sortPrelocks(p)
-	p = p[:2]
-	if !bytes.Equal(p[0].key, []byte("a")) || p[0].mode != lockmgr.Shared ||
+	p = sortPrelocks(p)
+	if len(p) != 2 || !bytes.Equal(p[0].key, []byte("a")) || p[0].mode != lockmgr.Shared ||
 		!bytes.Equal(p[1].key, []byte("b")) || p[1].mode != lockmgr.Exclusive {
 		t.Fatalf("got %+v", p)
 	}

@@ -2,6 +2,7 @@ package txkv
 
 import (
 	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/mvcc"
 	"github.com/txkv/txkv/txn"
 	"github.com/txkv/txkv/wal"
 )
@@ -27,6 +28,11 @@ var (
 	ErrCorrupt          = wal.ErrCorrupt              // the file is damaged; *wal.CorruptError names file and record
 	ErrLogFailed        = wal.ErrLogFailed            // a log write or fsync failed; the DB refuses writes
 	ErrCompacted        = wal.ErrCompacted            // Watch from a version no longer in the log
+	ErrInvalidRecord    = wal.ErrInvalidRecord        // a transaction whose log record bbolt cannot store (over its value limit)
+	// ErrSnapshotTooOld reports a broken internal invariant: a checkpoint
+	// overtook a snapshot still reading. It is not retryable; report it as a
+	// bug. (Damage to a stored version is ErrCorrupt, caught by its checksum.)
+	ErrSnapshotTooOld = mvcc.ErrSnapshotTooOld
 )
 
 type (

@@ -175,9 +175,15 @@ func (db *DB) checkpoint() error {
 // checkpointLocked is checkpoint after its GC; the caller holds ckpt.mu.
 func (db *DB) checkpointLocked() error {
 	c := &db.ckpt
-	if db.log == nil || db.log.Failed() != nil {
+	if db.log == nil {
 		c.memLimit.Store(max(db.cfg.MemtableBytes, 2*db.store.MemBytes()))
 		return nil
+	}
+	if err := db.log.Failed(); err != nil {
+		// The log refuses writes: report why, as every commit does, rather
+		// than a checkpoint that seems to have succeeded.
+		c.memLimit.Store(max(db.cfg.MemtableBytes, 2*db.store.MemBytes()))
+		return err
 	}
 	// Pending flushes are released oldest first, so more of them than the
 	// last run's own means a reader older than that run is still open.
@@ -243,10 +249,28 @@ func changedSince(prev uint64, entries iter.Seq[mvcc.Entry]) iter.Seq[wal.BaseEn
 	}
 }
 
-// Checkpoint runs a checkpoint now (tests and tools use it).
+// Checkpoint runs a checkpoint now (tests and tools use it). On a database
+// whose log failed it returns that failure (ErrLogFailed wrapping the
+// cause): nothing can be checkpointed until it is reopened.
 func (db *DB) Checkpoint() error {
 	if db.isClosed() {
 		return wal.ErrClosed
 	}
 	return db.checkpoint()
+}
+
+// Verify reads the whole file and reports damage: a base value or version
+// that fails its checksum, a log record that fails its own, malformed meta
+// values, and whatever bbolt's consistency check finds (see wal's
+// Log.Verify). It returns nil, or an error wrapping wal.ErrCorrupt that
+// joins a *wal.CorruptError per damaged entry (at most 100). An in-memory
+// database has nothing to verify.
+func (db *DB) Verify() error {
+	if db.isClosed() {
+		return wal.ErrClosed
+	}
+	if db.log == nil {
+		return nil
+	}
+	return db.log.Verify()
 }

@@ -13,9 +13,6 @@ import (
 	"github.com/txkv/txkv/internal/crashpoint"
 )
 
-// versionLen is the size of the version prefix of every base value.
-const versionLen = 8
-
 // scanChunk is how many entries Scan copies per bbolt read transaction. Copying in chunks
 // keeps each read transaction short: fn (user code) never runs while one is open, so a slow
 // fn cannot stall the writer's remap.
@@ -35,10 +32,24 @@ func (l *Log) view(bucket string, fn func(tx *bolt.Tx) error) (err error) {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	return l.read(bucket, fn)
+}
+
+// read is view without the closed check (Close's own reads).
+func (l *Log) read(bucket string, fn func(tx *bolt.Tx) error) (err error) {
+	defer l.noteDamage(&err) // runs after guard has made a fault an error
 	defer guard(l.path, bucket, &err, nil)
 	restore := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(restore)
 	return l.readErr(l.db.View(fn))
+}
+
+// noteDamage remembers that a read found the file damaged: Close then does not mark it clean.
+func (l *Log) noteDamage(errp *error) {
+	var ce *CorruptError
+	if *errp != nil && errors.As(*errp, &ce) {
+		l.damaged.Store(true)
+	}
 }
 
 // Get returns the checkpointed value and version of key. ok is false if the base does not
@@ -52,7 +63,7 @@ func (l *Log) Get(key []byte) (value []byte, version uint64, ok bool, err error)
 		if err := l.checkElem(tx, "base", key, v); err != nil {
 			return err
 		}
-		val, ver, err := l.splitBase(key, v)
+		val, ver, err := l.decodeBase(tx, key, v)
 		if err != nil {
 			return err
 		}
@@ -66,15 +77,6 @@ func (l *Log) Get(key []byte) (value []byte, version uint64, ok bool, err error)
 		return nil, 0, false, err
 	}
 	return value, version, ok, nil
-}
-
-// splitBase splits a base value into the value and its version.
-func (l *Log) splitBase(key, v []byte) ([]byte, uint64, error) {
-	if len(v) < versionLen {
-		return nil, 0, &CorruptError{Path: l.path, Bucket: "base", Key: bytes.Clone(key),
-			Reason: fmt.Sprintf("value of %d bytes has no 8-byte version", len(v))}
-	}
-	return v[versionLen:], binary.BigEndian.Uint64(v), nil
 }
 
 // Scan calls fn for up to limit base entries with start <= key < end, in ascending key order
@@ -110,7 +112,7 @@ func (l *Log) Scan(start, end []byte, limit int, fn func(key, value []byte, vers
 				if err := l.checkElem(tx, "base", k, v); err != nil {
 					return err
 				}
-				val, ver, err := l.splitBase(k, v)
+				val, ver, err := l.decodeBase(tx, k, v)
 				if err != nil {
 					return err
 				}
@@ -175,47 +177,90 @@ func seekFrom(c *bolt.Cursor, start, after []byte) (k, v []byte) {
 // usable, with CheckpointTS unchanged; a failed commit poisons the log like a failed batch,
 // since the file's state is then unknown. Either way the chunks committed before stay in the
 // base, and a later checkpoint simply writes them again.
+//
+// When the free space is too low for that scheme (it needs the base written before the log
+// is freed), Checkpoint runs in steps instead (steps.go): entries are not used, the records
+// are read back from the log in ts order, and each step's transaction moves CheckpointTS
+// forward and truncates behind it, keeping no retained tail. A failure between steps leaves
+// CheckpointTS at the last step's cut.
 func (l *Log) Checkpoint(ts uint64, entries iter.Seq[BaseEntry]) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
 	if err := l.checkpointable(ts); err != nil {
 		return err
 	}
-	var (
-		chunk []BaseEntry // not copied: see entries' contract above
-		size  int64
-	)
-	if entries != nil {
-		for e := range entries {
-			chunk = append(chunk, e)
-			size += int64(versionLen + len(e.Key) + len(e.Value))
-			if len(chunk) < l.opts.CheckpointChunk && size < l.opts.CheckpointChunkBytes {
-				continue
-			}
-			if err := l.commitChunk(ts, chunk, nil); err != nil {
-				return err
-			}
-			clear(chunk) // let the entries' memory go
-			chunk, size = chunk[:0], 0
-		}
+	if budget, low := l.lowSpace(); low {
+		return l.checkpointInSteps(ts, budget)
+	}
+	chunk, err := l.writeChunks(ts, entries)
+	if err != nil {
+		return err
 	}
 	var freed int64
-	err := l.commitChunk(ts, chunk, func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
-			return err
-		}
+	err = l.commitChunk(ts, chunk, func(tx *bolt.Tx) error {
 		var err error
-		freed, err = l.truncateLog(tx, ts)
+		freed, err = l.advance(tx, ts, true)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	l.ckptTS.Store(ts)
-	l.logBytes.Add(-freed)
+	l.advanced(ts, freed)
 	l.stats.checkpoints.Add(1)
 	l.log.Debug("checkpoint", "ts", ts, "freed_log_bytes", freed)
 	return nil
+}
+
+// writeChunks commits entries to the base in full chunks and returns the last, partial
+// chunk, which the caller commits together with the meta update.
+func (l *Log) writeChunks(ts uint64, entries iter.Seq[BaseEntry]) ([]BaseEntry, error) {
+	var (
+		chunk []BaseEntry // not copied: see entries' contract above
+		size  int64
+	)
+	if entries == nil {
+		return nil, nil
+	}
+	for e := range entries {
+		chunk = append(chunk, e)
+		size += int64(baseHeaderLen + len(e.Key) + len(e.Value))
+		if len(chunk) < l.opts.CheckpointChunk && size < l.opts.CheckpointChunkBytes {
+			continue
+		}
+		if err := l.commitChunk(ts, chunk, nil); err != nil {
+			return nil, err
+		}
+		clear(chunk) // let the entries' memory go
+		chunk, size = chunk[:0], 0
+	}
+	return chunk, nil
+}
+
+// advance records ts as the checkpoint ts in meta and truncates the log up to it (keeping
+// the retained tail, if asked), inside the transaction that writes the checkpoint's last base
+// entries. It returns the bytes that leave LogBytes.
+func (l *Log) advance(tx *bolt.Tx, ts uint64, keepTail bool) (int64, error) {
+	if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, putU64(ts)); err != nil {
+		return 0, err
+	}
+	keep := retention{records: l.opts.RetainRecords, bytes: l.opts.RetainBytes}
+	if !keepTail {
+		keep = retention{}
+	}
+	return l.truncateLog(tx, ts, keep)
+}
+
+// retention is how much of the log behind the checkpoint a truncation keeps.
+type retention struct {
+	records int
+	bytes   int64
+}
+
+// advanced updates the in-memory state after advance's transaction committed.
+func (l *Log) advanced(ts uint64, freed int64) {
+	l.ckptTS.Store(ts)
+	l.logBytes.Add(-freed)
+	l.truncated.Store(true)
 }
 
 // checkpointable returns why a checkpoint at ts cannot run (now), or nil.
@@ -252,28 +297,21 @@ func (l *Log) commitChunk(ts uint64, chunk []BaseEntry, last func(tx *bolt.Tx) e
 		}
 		return last(tx)
 	})
-	if inputErr != nil {
-		return inputErr
-	}
-	if err != nil {
-		var ce *CorruptError
-		if errors.As(err, &ce) {
-			return err
-		}
-		return l.fail(fmt.Errorf("checkpoint: %w", err))
+	if err := l.checkpointErr(inputErr, err); err != nil {
+		return err
 	}
 	l.stats.checkpointTxns.Add(1)
 	return nil
 }
 
-// applyEntries puts chunk into the base bucket. bbolt copies each key but keeps a reference
-// to each value until the transaction commits, so the values (with their version prefix)
-// are laid out in one buffer per chunk.
+// applyEntries puts chunk into the base bucket, each value in the checksummed base format
+// (basefmt.go). bbolt copies each key but keeps a reference to each value until the
+// transaction commits, so the stored values are laid out in one buffer per chunk.
 func applyEntries(b *bolt.Bucket, chunk []BaseEntry) error {
 	n := 0
 	for _, e := range chunk {
 		if !e.Delete {
-			n += versionLen + len(e.Value)
+			n += baseHeaderLen + len(e.Value)
 		}
 	}
 	buf := make([]byte, 0, n)
@@ -286,8 +324,7 @@ func applyEntries(b *bolt.Bucket, chunk []BaseEntry) error {
 			err = b.Delete(e.Key)
 		default:
 			v := len(buf)
-			buf = binary.BigEndian.AppendUint64(buf, e.Version)
-			buf = append(buf, e.Value...)
+			buf = appendBase(buf, e.Key, e.Version, e.Value)
 			err = b.Put(e.Key, buf[v:len(buf):len(buf)])
 		}
 		if err != nil {
@@ -297,23 +334,23 @@ func applyEntries(b *bolt.Bucket, chunk []BaseEntry) error {
 	return nil
 }
 
-// truncateLog deletes the log records with ts <= upTo, except the newest of them that
-// Options.RetainRecords and RetainBytes keep for readers of the log tail (Watch), records in
-// meta the highest ts it has ever deleted (the tail horizon, see tail.go), and returns the
+// truncateLog deletes the log records with ts <= upTo, except the newest of them that keep
+// holds for readers of the log tail (Watch: Options.RetainRecords and RetainBytes, or none
+// in a checkpoint in steps), records in meta the highest ts it has ever deleted (the tail horizon, see tail.go), and returns the
 // bytes that leave LogBytes — the size of the log after the checkpoint, which triggers the
 // next one. Those are the records in (previous checkpoint, upTo], deleted or retained: a
 // retained record no longer counts, and one retained earlier was subtracted already. The
-// first checkpoint after Open also subtracts the tail retained before it, which Open counted.
+// first truncation after Open also subtracts the tail retained before it, which Open counted.
 //
 //	log: [ ... deleted ... | retained tail (ts <= upTo) | after the checkpoint (ts > upTo) ]
 //	                       ^ horizon = newest deleted ts          LogBytes counts only these
-func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64) (int64, error) {
+func (l *Log) truncateLog(tx *bolt.Tx, upTo uint64, keep retention) (int64, error) {
 	countFrom := l.ckptTS.Load()
-	if l.stats.checkpoints.Load() == 0 {
+	if !l.truncated.Load() {
 		countFrom = 0
 	}
 	c := tx.Bucket(bucketLog).Cursor()
-	freed, cut, err := l.retainedTail(c, upTo, countFrom)
+	freed, cut, err := l.retainedTail(c, upTo, countFrom, keep)
 	if err != nil || cut == 0 {
 		if err == nil {
 			err = l.raiseHorizon(tx, 0)
@@ -363,7 +400,7 @@ func (l *Log) logPrefix(c *bolt.Cursor, cut, countFrom uint64) (dead [][8]byte, 
 // retainedTail walks the log backwards from upTo over the records the retention options
 // keep, adding to freed those with ts > countFrom, and returns the ts of the newest record to
 // delete (0 if none).
-func (l *Log) retainedTail(c *bolt.Cursor, upTo, countFrom uint64) (freed int64, cut uint64, err error) {
+func (l *Log) retainedTail(c *bolt.Cursor, upTo, countFrom uint64, keep retention) (freed int64, cut uint64, err error) {
 	var k, v []byte
 	if upTo == ^uint64(0) {
 		k, v = c.Last()
@@ -379,7 +416,7 @@ func (l *Log) retainedTail(c *bolt.Cursor, upTo, countFrom uint64) (freed int64,
 			return freed, 0, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
 		}
 		ts, size := binary.BigEndian.Uint64(k), int64(len(k)+len(v))
-		if keptN >= l.opts.RetainRecords && keptBytes >= l.opts.RetainBytes {
+		if keptN >= keep.records && keptBytes >= keep.bytes {
 			return freed, ts, nil
 		}
 		keptN++

@@ -2,11 +2,13 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/txkv/txkv/internal/testenv"
@@ -88,7 +90,7 @@ func TestTruncatedFileIsCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := usedBytes(t, src)
-	for _, size := range []int{100, 4096, 8192, used / 4, used / 2, used - 4096} {
+	for _, size := range []int{100, 4096, 8192, used / 4, used / 2, lastLivePage(t, src) * 4096} {
 		path := filepath.Join(t.TempDir(), "trunc")
 		if err := os.WriteFile(path, full[:size], 0o600); err != nil {
 			t.Fatal(err)
@@ -253,6 +255,41 @@ func usedBytes(t *testing.T, path string) int {
 	return int(m) * int(m0.pageSize)
 }
 
+// lastLivePage is the highest page the file at path uses (the high-water mark may lie above
+// it: pages freed by the last transactions).
+func lastLivePage(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, pages, err := newestMeta(f, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newTreeWalker(f, m, pages)
+	if err := walkBuckets(w, "meta", "log", "base"); err != nil {
+		t.Fatal(err)
+	}
+	last := max(m.root, m.freelist)
+	for id := range w.seen {
+		last = max(last, id)
+	}
+	return int(last)
+}
+
+func copyTestFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func exercise(path string) error {
 	l, err := Open(path, &Options{OpenTimeout: -1})
 	if err != nil {
@@ -288,4 +325,135 @@ func TestFaultBecomesCorrupt(t *testing.T) {
 		t.Fatalf("Get over a truncated mapping: %v", err)
 	}
 	t.Logf("%v", err)
+}
+
+// TestBadFreelistPageFailsCleanly: a meta page whose freelist page never reached the disk (a
+// power loss under SyncNone with writeback in any order left exactly that), or whose freelist
+// claims more entries than its pages hold, is ErrCorrupt before bbolt reads it — bbolt would
+// panic inside its Open with the file mapped and locked and no *DB to release them, so every
+// later Open of the file in this process timed out on the lock. Opening twice proves the
+// first Open let go.
+func TestBadFreelistPageFailsCleanly(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		patch func(pg []byte)
+	}{
+		{"zeroed", func(pg []byte) { clear(pg) }},
+		{"count beyond the page", func(pg []byte) { binary.NativeEndian.PutUint16(pg[10:], 4000) }},
+		{"long count beyond the page", func(pg []byte) {
+			binary.NativeEndian.PutUint16(pg[10:], 0xFFFF)
+			binary.NativeEndian.PutUint64(pg[16:], 1<<60)
+		}},
+		{"overflow past the end", func(pg []byte) { binary.NativeEndian.PutUint32(pg[12:], 1<<30) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := populated(t, 10)
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := bytes.NewReader(b)
+			m0, _ := readMeta(f, 0)
+			m1, _ := readMeta(f, 4096)
+			m := m0
+			if m1.txid > m0.txid {
+				m = m1
+			}
+			tc.patch(b[m.freelist*4096 : (m.freelist+1)*4096])
+			path := filepath.Join(t.TempDir(), "bad-freelist.db")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			expectCorrupt(t, path, tc.name)
+			expectCorrupt(t, path, tc.name+", again") // not "file is locked"
+		})
+	}
+}
+
+// TestPageTreeCycle: a branch page whose child is the branch itself — a page number that, after
+// a power loss, holds an older page's content — would send bbolt's cursor down forever,
+// growing its stack until the process dies of memory exhaustion (no recover catches that).
+// In the log's tree, Open reports it; in the base's tree, Open reports it unless the file was
+// closed cleanly (then Open does not walk the base: its cost is the dataset's), and Verify
+// reports it instead of looping.
+func TestPageTreeCycle(t *testing.T) {
+	for _, bucket := range []string{"log", "base"} {
+		t.Run(bucket, func(t *testing.T) {
+			src := populated(t, 2000) // log and base both several pages deep
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var root uint64
+			boltUpdate(t, src, func(tx *bolt.Tx) error {
+				root = uint64(tx.Bucket([]byte(bucket)).Root())
+				return nil
+			})
+			pg := b[root*4096 : (root+1)*4096]
+			if flags := binary.NativeEndian.Uint16(pg[8:]); flags != boltBranchFlag {
+				t.Fatalf("the %s bucket's root page %d is not a branch (flags %#x)", bucket, root, flags)
+			}
+			binary.NativeEndian.PutUint64(pg[boltPageHeader+8:], root) // first child := itself
+			path := filepath.Join(t.TempDir(), "cycle.db")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if bucket == "log" {
+				expectCorrupt(t, path, "a cycle in the log's tree")
+				expectCorrupt(t, path, "a cycle in the log's tree, again")
+				return
+			}
+			unclean := filepath.Join(t.TempDir(), "unclean.db")
+			copyTestFile(t, path, unclean)
+			boltUpdate(t, unclean, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaClean) })
+			expectCorrupt(t, unclean, "a cycle in the base's tree of a file not closed cleanly")
+			l, err := Open(path, nil) // closed cleanly: Open does not walk the base
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			err = l.Verify()
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "reached twice") {
+				t.Fatalf("Verify of a base tree with a cycle: %v", err)
+			}
+		})
+	}
+}
+
+// TestCleanMark: a SyncAlways Close marks the file clean (so the next Open need not walk the
+// base's tree); Open removes the mark before anything else; SyncNone, which never fsyncs,
+// never marks; a log whose reads found damage does not either.
+func TestCleanMark(t *testing.T) {
+	marked := func(path string) bool {
+		var ok bool
+		boltUpdate(t, path, func(tx *bolt.Tx) error {
+			ok = tx.Bucket(bucketMeta).Get(metaClean) != nil
+			return nil
+		})
+		return ok
+	}
+	l := openTemp(t, nil)
+	if err := l.Append(rec(1, "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	path := l.Path()
+	if err := l.Close(); err != nil || !marked(path) {
+		t.Fatalf("SyncAlways Close: %v, marked %v", err, marked(path))
+	}
+	l, err := Open(path, &Options{Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil || marked(path) {
+		t.Fatalf("SyncNone Open and Close: %v, marked %v: want the mark removed and not rewritten", err, marked(path))
+	}
+	l, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.damaged.Store(true) // as a read that met ErrCorrupt leaves it
+	if err := l.Close(); err != nil || marked(path) {
+		t.Fatalf("Close of a damaged log: %v, marked %v", err, marked(path))
+	}
 }

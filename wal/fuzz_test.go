@@ -21,28 +21,47 @@ import (
 //
 //	go test -run '^$' -fuzz '^FuzzSplitBase$' -fuzztime 10s ./wal   (one target at a time)
 
-// FuzzSplitBase: a base value splits into its 8-byte big-endian version and the rest; shorter
-// input is ErrCorrupt naming the key.
+// FuzzSplitBase: a stored base value is accepted exactly when it is at least its 12-byte
+// header and its CRC-32C matches the key, version and value; then it splits into exactly
+// those. Anything else is ErrCorrupt naming the key. Sealing (appendBase) and splitting
+// round-trip, and any one flipped byte of a sealed value or of its key is caught.
 func FuzzSplitBase(f *testing.F) {
 	f.Add([]byte("k"), binary.BigEndian.AppendUint64(nil, 7))
-	f.Add([]byte("k"), append(binary.BigEndian.AppendUint64(nil, 1<<40), "value"...))
+	f.Add([]byte("k"), appendBase(nil, []byte("k"), 1<<40, []byte("value")))
+	f.Add([]byte("key"), appendBase(nil, []byte("key"), 3, nil))
 	f.Add([]byte("k"), []byte{1, 2, 3})
 	f.Add([]byte{}, []byte{})
 	l := &Log{path: "fuzz.db"}
 	f.Fuzz(func(t *testing.T, key, v []byte) {
 		val, ver, err := l.splitBase(key, v)
-		if len(v) < versionLen {
+		sound := len(v) >= baseHeaderLen &&
+			binary.BigEndian.Uint32(v[versionLen:]) == baseCRC(key, binary.BigEndian.Uint64(v), v[baseHeaderLen:])
+		if !sound {
 			var ce *CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.Bucket != "base" || !bytes.Equal(ce.Key, key) {
-				t.Fatalf("%d-byte base value: %v, want ErrCorrupt naming key %q", len(v), err, key)
+				t.Fatalf("unsound %d-byte base value: %v, want ErrCorrupt naming key %q", len(v), err, key)
 			}
+		} else if err != nil || ver != binary.BigEndian.Uint64(v) || !bytes.Equal(val, v[baseHeaderLen:]) {
+			t.Fatalf("sound base value %x split into version %d value %x, %v", v, ver, val, err)
+		}
+		// Whatever the input, sealing key | version | rest round-trips, and one flipped
+		// byte anywhere in the sealed value or the key fails the check.
+		if len(v) < versionLen {
 			return
 		}
-		if err != nil {
-			t.Fatalf("%d-byte base value: %v", len(v), err)
+		sealed := appendBase(nil, key, binary.BigEndian.Uint64(v), v[versionLen:])
+		if val, ver, err := l.splitBase(key, sealed); err != nil || ver != binary.BigEndian.Uint64(v) || !bytes.Equal(val, v[versionLen:]) {
+			t.Fatalf("sealed %x: %x@%d, %v", sealed, val, ver, err)
 		}
-		if ver != binary.BigEndian.Uint64(v) || !bytes.Equal(val, v[versionLen:]) {
-			t.Fatalf("split %x into version %d value %x", v, ver, val)
+		i := int(ver % uint64(len(sealed)+len(key)))
+		k2, s2 := bytes.Clone(key), bytes.Clone(sealed)
+		if i < len(s2) {
+			s2[i] ^= 0x5a
+		} else {
+			k2[i-len(s2)] ^= 0x5a
+		}
+		if _, _, err := l.splitBase(k2, s2); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("sealed %x with byte %d flipped: %v, want ErrCorrupt", sealed, i, err)
 		}
 	})
 }
@@ -91,12 +110,13 @@ func FuzzReadMeta(f *testing.F) {
 }
 
 // FuzzMetaValues: Open accepts the meta bucket's format and checkpoint values only when the
-// format is this build's 8-byte version and the checkpoint an 8-byte ts (then loaded as is);
-// anything else is ErrCorrupt naming the meta key.
+// format is an 8-byte version this build reads (1, upgraded at Open, or 2) and the checkpoint
+// an 8-byte ts (then loaded as is); anything else is ErrCorrupt naming the meta key.
 func FuzzMetaValues(f *testing.F) {
 	f.Add(putU64(FormatVersion), putU64(0))
 	f.Add(putU64(FormatVersion), putU64(^uint64(0)))
 	f.Add(putU64(FormatVersion+1), putU64(0))
+	f.Add(putU64(formatNoBaseCRC), putU64(9))
 	f.Add([]byte{1}, putU64(5))
 	f.Add(putU64(FormatVersion), []byte("x"))
 	f.Add([]byte{}, []byte{})
@@ -126,7 +146,8 @@ func FuzzMetaValues(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		valid := len(format) == 8 && binary.BigEndian.Uint64(format) == FormatVersion && len(checkpoint) == 8
+		valid := len(format) == 8 && len(checkpoint) == 8 &&
+			(binary.BigEndian.Uint64(format) == FormatVersion || binary.BigEndian.Uint64(format) == formatNoBaseCRC)
 		l, err := Open(path, &Options{Sync: SyncNone, OpenTimeout: -1})
 		if !valid {
 			var ce *CorruptError
@@ -244,8 +265,11 @@ func smallFile(tb testing.TB) []byte {
 			}
 		}
 	}
-	// bbolt grows a file in large steps; the tail past the pages in use is zeros.
-	return bytes.TrimRight(closeAndRead(tb, l, path), "\x00")
+	// bbolt grows a file in large steps; the tail past the pages in use is zeros. Whole pages
+	// are kept: the last page in use may end in zeros.
+	b := closeAndRead(tb, l, path)
+	n := (len(bytes.TrimRight(b, "\x00")) + 4095) / 4096 * 4096
+	return b[:n]
 }
 
 // TestHugeValueLengthInLogPage is the regression test for a finding of FuzzOpenFile: a leaf

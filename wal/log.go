@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,7 @@ import (
 // or after its bbolt transaction; Append takes only mu.)
 type Log struct {
 	path string
+	dir  string // the directory holding path: its free space decides the checkpoint scheme
 	db   *bolt.DB
 	opts Options
 	log  *slog.Logger
@@ -41,10 +43,17 @@ type Log struct {
 	closed   atomic.Bool   // set by the first Close
 	ckptTS   atomic.Uint64 // the checkpoint ts recorded in meta
 	logBytes atomic.Int64  // bytes (keys + values) of records retained in the log bucket
+	// baseBound caches a ts no base version may exceed (see decodeBase); it only grows.
+	baseBound atomic.Uint64
+	// truncated: a checkpoint has truncated the log since Open (see truncateLog).
+	truncated atomic.Bool
+	// damaged: a read found the file damaged; Close does not mark it clean (walk.go).
+	damaged atomic.Bool
 
 	stats struct {
 		batches, records, bytes, commits, checkpoints atomic.Uint64
 		checkpointTxns                                atomic.Uint64
+		steppedCheckpoints                            atomic.Uint64
 		maxBatch                                      atomic.Uint64
 	}
 }
@@ -52,6 +61,7 @@ type Log struct {
 func newLog(path string, db *bolt.DB, o Options) *Log {
 	l := &Log{
 		path: path,
+		dir:  filepath.Dir(path),
 		db:   db,
 		opts: o,
 		log:  o.Logger.With("component", "txkv/wal", "path", path),
@@ -87,10 +97,14 @@ type Stats struct {
 	Commits     uint64 // bbolt read-write transactions committed (batches + CheckpointTxns)
 	Fsyncs      uint64 // fdatasync calls bbolt made for them: two per commit (pages, then meta) under SyncAlways, none under SyncNone
 	Checkpoints uint64
-	// CheckpointTxns counts the bbolt transactions checkpoints committed: one per chunk.
+	// CheckpointTxns counts the bbolt transactions checkpoints committed: one per chunk or
+	// step.
 	CheckpointTxns uint64
-	MaxBatch       uint64 // the largest batch written
-	LogBytes       int64  // as LogBytes()
+	// SteppedCheckpoints counts the checkpoints that ran in steps because free space was low
+	// (see "A checkpoint in steps" in doc.go).
+	SteppedCheckpoints uint64
+	MaxBatch           uint64 // the largest batch written
+	LogBytes           int64  // as LogBytes()
 	// Queued is the number of records enqueued and not yet taken into a batch: they wait
 	// for the batch being written (if any) to finish.
 	Queued int
@@ -113,8 +127,10 @@ func (l *Log) Stats() Stats {
 		Commits:        l.stats.commits.Load(),
 		Checkpoints:    l.stats.checkpoints.Load(),
 		CheckpointTxns: l.stats.checkpointTxns.Load(),
-		MaxBatch:       l.stats.maxBatch.Load(),
-		LogBytes:       l.logBytes.Load(),
+
+		SteppedCheckpoints: l.stats.steppedCheckpoints.Load(),
+		MaxBatch:           l.stats.maxBatch.Load(),
+		LogBytes:           l.logBytes.Load(),
 	}
 	if l.opts.Sync == SyncAlways {
 		s.Fsyncs = 2 * s.Commits
@@ -125,8 +141,9 @@ func (l *Log) Stats() Stats {
 	return s
 }
 
-// Close completes every queued append, stops the writer and closes the file. Later calls
-// return ErrClosed.
+// Close completes every queued append, stops the writer, marks the file clean under
+// SyncAlways (walk.go: the next Open need not walk the base's page tree) unless the log
+// failed, and closes the file. Later calls return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.mu.closing {
@@ -142,7 +159,11 @@ func (l *Log) Close() error {
 	l.closed.Store(true)
 	l.ckptMu.Lock() // wait out a running checkpoint
 	defer l.ckptMu.Unlock()
-	return l.db.Close()
+	err := l.markClean()
+	if cerr := l.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // readErr maps bbolt's closed-database error to ErrClosed.

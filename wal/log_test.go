@@ -384,7 +384,7 @@ func TestScan(t *testing.T) {
 	for i := range n {
 		entries = append(entries, BaseEntry{Key: fmt.Appendf(nil, "key%04d", i), Value: fmt.Appendf(nil, "val%d", i), Version: uint64(i + 1)})
 	}
-	if err := l.Checkpoint(1, slices.Values(entries)); err != nil {
+	if err := l.Checkpoint(n, slices.Values(entries)); err != nil {
 		t.Fatal(err)
 	}
 	collect := func(start, end string, limit int, stopAfter int) []string {

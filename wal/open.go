@@ -14,8 +14,13 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// FormatVersion is the txkv file format this package reads and writes, stored in meta.
-const FormatVersion uint64 = 1
+// FormatVersion is the txkv file format this package writes, stored in meta. Format 2 added
+// a CRC-32C to every base value (basefmt.go); Open upgrades a format-1 file in place
+// (upgrade.go) and refuses any other version.
+const FormatVersion uint64 = 2
+
+// formatNoBaseCRC is the first format, whose base values carry no checksum.
+const formatNoBaseCRC uint64 = 1
 
 // Bucket and meta key names.
 var (
@@ -28,10 +33,13 @@ var (
 )
 
 // Open opens or creates the txkv file at path (mode 0600), creating the log, base and meta
-// buckets and recording the format version in a new file. An existing file that is not a
-// bbolt file, is truncated, lacks the txkv buckets or has another format version yields a
-// *CorruptError (errors.Is ErrCorrupt). A file locked by another Open fails after
-// Options.OpenTimeout. Open starts the log-writer goroutine; Close stops it.
+// buckets and recording the format version in a new file, whose directory it then fsyncs (a
+// file whose directory entry was never synced can vanish in a power loss, data and all). An
+// existing file of format 1 is upgraded to the current format before Open returns (see
+// upgrade.go). A file that is not a bbolt file, is truncated, lacks the txkv buckets or has an
+// unknown format version yields a *CorruptError (errors.Is ErrCorrupt). A file locked by
+// another Open fails after Options.OpenTimeout. Open starts the log-writer goroutine; Close
+// stops it.
 func Open(path string, opts *Options) (*Log, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -45,12 +53,48 @@ func Open(path string, opts *Options) (*Log, error) {
 		return nil, err
 	}
 	l := newLog(path, db, o)
-	if err := l.initFile(); err != nil {
+	if err := l.prepare(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	go l.run()
 	return l, nil
+}
+
+// prepare readies an opened file: the page trees (walk.go; bbolt holds the file's lock now,
+// so no writer changes them under the walk) — all of them and the freelist against them
+// unless the file was closed cleanly —, its layout (created or checked), the format upgrade
+// if one is due, and for a new file the fsync of its directory.
+func (l *Log) prepare() error {
+	if err := checkTrees(l.path, false, string(bucketMeta), string(bucketLog)); err != nil {
+		return err
+	}
+	clean, err := l.markedClean()
+	if err != nil {
+		return err
+	}
+	if !clean {
+		// No clean Close: walk everything, and check no free page is in use, before the
+		// first write transaction allocates from the freelist.
+		if err := checkTrees(l.path, true, string(bucketMeta), string(bucketLog), string(bucketBase)); err != nil {
+			return err
+		}
+	}
+	st, err := l.initFile()
+	if err != nil {
+		return err
+	}
+	if st.upgrade {
+		if err := l.upgradeBase(); err != nil {
+			return err
+		}
+	}
+	if st.created {
+		if err := syncDir(l.dir); err != nil {
+			return fmt.Errorf("txkv: open %q: fsync of its directory: %w", l.path, err)
+		}
+	}
+	return nil
 }
 
 // openBolt opens the bbolt file, turning bbolt's panics and memory faults on a damaged file
@@ -120,13 +164,30 @@ func precheckFile(path string) error {
 		return fmt.Errorf("txkv: open %q: %w", path, err)
 	}
 	defer f.Close()
+	m, pages, err := newestMeta(f, path)
+	if err != nil || pages == 0 {
+		return err // pages 0: an empty file, which bbolt initializes
+	}
+	if m.freelist == noFreelist {
+		return nil
+	}
+	if reason := checkFreelist(f, m, pages); reason != "" {
+		return &CorruptError{Path: path, Reason: reason}
+	}
+	return nil
+}
+
+// newestMeta reads bbolt's two meta pages and returns the newest valid one (bbolt's choice)
+// and the file's length in pages (0 for an empty file), or a *CorruptError when neither is
+// valid or the file is shorter than the pages the meta refers to.
+func newestMeta(f *os.File, path string) (boltMeta, uint64, error) {
 	info, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("txkv: open %q: %w", path, err)
+		return boltMeta{}, 0, fmt.Errorf("txkv: open %q: %w", path, err)
 	}
 	size := info.Size()
 	if size == 0 {
-		return nil // bbolt initializes an empty file
+		return boltMeta{}, 0, nil
 	}
 	m0, ok0 := readMeta(f, 0)
 	pos := int64(4096)
@@ -135,7 +196,7 @@ func precheckFile(path string) error {
 	}
 	m1, ok1 := readMeta(f, pos)
 	if !ok0 && !ok1 {
-		return &CorruptError{Path: path, Reason: "no valid bbolt meta page (not a bbolt file)"}
+		return boltMeta{}, 0, &CorruptError{Path: path, Reason: "no valid bbolt meta page (not a bbolt file)"}
 	}
 	m := m0
 	if !ok0 || (ok1 && m1.txid > m0.txid) {
@@ -143,11 +204,69 @@ func precheckFile(path string) error {
 	}
 	pages := uint64(size) / uint64(m.pageSize)
 	if m.root >= pages || (m.freelist != noFreelist && m.freelist >= pages) || pages < 2 {
-		return &CorruptError{Path: path, Reason: fmt.Sprintf(
+		return boltMeta{}, 0, &CorruptError{Path: path, Reason: fmt.Sprintf(
 			"file truncated: %d bytes, but its meta page refers to pages %d and %d of %d bytes",
 			size, m.root, m.freelist, m.pageSize)}
 	}
-	return nil
+	return m, pages, nil
+}
+
+// checkFreelist reads the header of the freelist page the meta points to and returns what is
+// wrong with it ("" if nothing). bbolt reads the freelist inside its Open and panics on a
+// page that is not one — and a panic there cannot be cleaned up: bbolt has mapped the file
+// and returns no *DB to unmap it with, and the leaked map keeps the file (and its lock) open,
+// so every later Open in the process would time out on the lock. A count beyond the page
+// would have bbolt read past its map, or allocate without bound. (A power loss with writeback
+// in any order under SyncNone left such files: the meta page reached the disk, the freelist
+// page it points to did not.)
+func checkFreelist(f io.ReaderAt, m boltMeta, pages uint64) string {
+	ids, reason := readFreelist(f, m, pages)
+	if reason != "" {
+		return reason
+	}
+	// bbolt hands a free page out for the next write: one far beyond the file makes that
+	// write fail (EFBIG) or grow the file without bound, a meta page would be overwritten.
+	for _, id := range ids {
+		if id < 2 || id >= m.pgid {
+			return fmt.Sprintf("freelist page %d lists page %d, outside the %d pages in use", m.freelist, id, m.pgid)
+		}
+	}
+	return ""
+}
+
+// readFreelist reads the page ids on the freelist the meta page m points to, checking that
+// the page is a freelist page and that they fit it; reason says what is wrong, if anything.
+func readFreelist(f io.ReaderAt, m boltMeta, pages uint64) (ids []uint64, reason string) {
+	var hdr [boltPageHeader + 8]byte // the header and the first element (the long count)
+	off := int64(m.freelist) * int64(m.pageSize)
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return nil, "freelist page unreadable: " + err.Error()
+	}
+	ne := binary.NativeEndian
+	flags, count, overflow := ne.Uint16(hdr[8:]), uint64(ne.Uint16(hdr[10:])), uint64(ne.Uint32(hdr[12:]))
+	if flags != boltFreelistFlag {
+		return nil, fmt.Sprintf("page %d, the freelist per the meta page, is not a freelist page (flags %#x)", m.freelist, flags)
+	}
+	if m.freelist+overflow >= pages {
+		return nil, fmt.Sprintf("freelist page %d with %d overflow pages runs past the end of the file", m.freelist, overflow)
+	}
+	capacity := ((overflow+1)*uint64(m.pageSize) - boltPageHeader) / 8
+	first := int64(0)    // the index of the first page id
+	if count == 0xFFFF { // the count is in the first element, which takes a slot itself
+		count, capacity, first = ne.Uint64(hdr[boltPageHeader:]), capacity-1, 1
+	}
+	if count > capacity {
+		return nil, fmt.Sprintf("freelist page %d claims %d entries, it holds at most %d", m.freelist, count, capacity)
+	}
+	raw := make([]byte, count*8)
+	if _, err := f.ReadAt(raw, off+boltPageHeader+first*8); err != nil {
+		return nil, "freelist unreadable: " + err.Error()
+	}
+	ids = make([]uint64, count)
+	for i := range ids {
+		ids[i] = ne.Uint64(raw[i*8:])
+	}
+	return ids, ""
 }
 
 // boltMeta is the part of bbolt's meta page precheckFile needs. The layout (native byte
@@ -166,6 +285,8 @@ const (
 	boltPageHeader = 16
 	boltMetaSum    = 56
 	noFreelist     = ^uint64(0)
+
+	boltFreelistFlag = 0x10
 )
 
 func readMeta(f io.ReaderAt, off int64) (boltMeta, bool) {
@@ -189,27 +310,44 @@ func readMeta(f io.ReaderAt, off int64) (boltMeta, bool) {
 	return m, true
 }
 
+// fileState is what initFile found.
+type fileState struct {
+	created bool // the file was empty: initFile created the layout
+	upgrade bool // the base is (partly) in format 1: upgradeBase must run
+}
+
 // initFile creates the buckets and format version in a new file, or checks them in an
-// existing one, and loads the checkpoint ts and the retained log size.
-func (l *Log) initFile() (err error) {
+// existing one, and loads the checkpoint ts, the retained log size and the version bound.
+func (l *Log) initFile() (st fileState, err error) {
+	var taken bool // the clean mark was there, and is removed by this transaction
 	defer guard(l.path, "", &err, nil)
 	restore := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(restore)
 	err = l.db.Update(func(tx *bolt.Tx) error {
 		if isEmpty(tx) {
+			st.created = true
 			return createLayout(tx)
 		}
-		return l.checkLayout(tx)
+		var err error
+		if st.upgrade, err = l.checkLayout(tx); err != nil {
+			return err
+		}
+		taken, err = takeCleanMark(tx)
+		return err
 	})
+	if err == nil && taken && l.opts.Sync == SyncNone {
+		err = l.db.Sync() // the mark's removal must be durable before any unsynced write
+	}
 	if err != nil {
 		var ce *CorruptError
 		if errors.As(err, &ce) {
-			return err
+			return st, err
 		}
-		return fmt.Errorf("txkv: open %q: %w", l.path, err)
+		return st, fmt.Errorf("txkv: open %q: %w", l.path, err)
 	}
-	return l.db.View(func(tx *bolt.Tx) error {
+	return st, l.db.View(func(tx *bolt.Tx) error {
 		l.ckptTS.Store(getU64(tx.Bucket(bucketMeta).Get(metaCheckpoint)))
+		l.baseBound.Store(versionBound(tx))
 		var n int64
 		c := tx.Bucket(bucketLog).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -238,30 +376,37 @@ func createLayout(tx *bolt.Tx) error {
 	return meta.Put(metaCheckpoint, putU64(0))
 }
 
-func (l *Log) checkLayout(tx *bolt.Tx) error {
+// checkLayout checks an existing file's buckets and meta, and reports whether its base still
+// needs the format-1 upgrade.
+func (l *Log) checkLayout(tx *bolt.Tx) (upgrade bool, err error) {
 	for _, name := range [][]byte{bucketLog, bucketBase, bucketMeta} {
 		if tx.Bucket(name) == nil {
-			return &CorruptError{Path: l.path, Bucket: string(name),
+			return false, &CorruptError{Path: l.path, Bucket: string(name),
 				Reason: "bucket missing (not a txkv file)"}
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
 	f := meta.Get(metaFormat)
 	if len(f) != 8 {
-		return &CorruptError{Path: l.path, Bucket: "meta", Key: metaFormat, Reason: "format version missing"}
+		return false, &CorruptError{Path: l.path, Bucket: "meta", Key: metaFormat, Reason: "format version missing"}
 	}
-	if v := binary.BigEndian.Uint64(f); v != FormatVersion {
-		return &CorruptError{Path: l.path, Bucket: "meta", Key: metaFormat,
-			Reason: fmt.Sprintf("format version %d, this build reads %d", v, FormatVersion)}
+	switch v := binary.BigEndian.Uint64(f); v {
+	case FormatVersion:
+		upgrade = meta.Get(metaUpgrade) != nil // an upgrade that did not finish
+	case formatNoBaseCRC:
+		upgrade = true
+	default:
+		return false, &CorruptError{Path: l.path, Bucket: "meta", Key: metaFormat,
+			Reason: fmt.Sprintf("format version %d, this build reads %d and %d", v, formatNoBaseCRC, FormatVersion)}
 	}
 	if c := meta.Get(metaCheckpoint); len(c) != 8 {
-		return &CorruptError{Path: l.path, Bucket: "meta", Key: metaCheckpoint, Reason: "checkpoint ts malformed"}
+		return false, &CorruptError{Path: l.path, Bucket: "meta", Key: metaCheckpoint, Reason: "checkpoint ts malformed"}
 	}
 	c := tx.Bucket(bucketLog).Cursor()
 	if k, _ := c.First(); k != nil && len(k) != 8 {
-		return &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
+		return false, &CorruptError{Path: l.path, Bucket: "log", Key: bytes.Clone(k), Reason: "log key is not an 8-byte ts"}
 	}
-	return nil
+	return upgrade, nil
 }
 
 func putU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -97,6 +97,10 @@ type Options struct {
 	CheckpointChunk      int
 	CheckpointChunkBytes int64
 
+	// freeSpace reports the free space of the file system holding a directory (ok false:
+	// unknown). Default: statfs. Tests replace it to force checkpoints in steps.
+	freeSpace func(dir string) (free int64, ok bool)
+
 	// InitialMmapSize is bbolt's initial memory map size. A map larger than the file means
 	// the writer rarely has to remap, and a remap has to wait for every open read
 	// transaction. Default 256 MiB of address space (not memory); negative means none.
@@ -143,6 +147,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.freeSpace == nil {
+		c.freeSpace = diskFree
 	}
 	return c, nil
 }

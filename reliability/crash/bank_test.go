@@ -58,6 +58,7 @@ type childSpec struct {
 	Ckpt     int64 // Options.CheckpointBytes (0: default)
 	Retain   int   // Options.WatchRetainRecords (0: default; -1: none)
 	SyncNone bool  // Options.Sync = SyncNone (still durable across a process kill)
+	Create   bool  // the file does not exist yet: the child creates and seeds the bank first
 }
 
 // childEnv carries the JSON childSpec into a bank child; TestMain dispatches on it.
@@ -94,6 +95,13 @@ func bankChild(raw string) int {
 		out.Lock()
 		defer out.Unlock()
 		fmt.Fprintf(os.Stdout, format+"\n", args...)
+	}
+	if s.Create {
+		if err := createBank(s.Path); err != nil {
+			say("ERR create: %v", err)
+			return 2
+		}
+		say("CREATED")
 	}
 	n := make([]atomic.Int64, len(strategies)) // transfers each worker has begun
 	for round := range s.Rounds {
@@ -252,9 +260,16 @@ func balance(tx *txkv.Tx, i int) (int, error) {
 // seedBank creates the bank file.
 func seedBank(t testing.TB, path string) {
 	t.Helper()
+	if err := createBank(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createBank creates the bank file: every account at startBalance, durably.
+func createBank(path string) error {
 	db, err := txkv.Open(path, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	err = db.Update(bg, nil, func(tx *txkv.Tx) error {
 		for i := range accounts {
@@ -267,9 +282,7 @@ func seedBank(t testing.TB, path string) {
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	return err
 }
 
 // childResult is what a parent saw of one child.
@@ -279,6 +292,7 @@ type childResult struct {
 
 	killed   bool // the child died by SIGKILL (ours or its own crash point)
 	done     bool // the child finished every round ("DONE")
+	created  bool // the child created the bank ("CREATED")
 	errLines []string
 	stderr   string
 }
@@ -287,6 +301,15 @@ type childResult struct {
 // prints in acked (an acknowledged read is a promise too: what it returned must survive), and SIGKILLs it after killAfter ACKs (0: never; a crash point kills it, or it
 // finishes). A child that outlives limit is killed and reported as stalled.
 func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked map[string]bool, limit time.Duration) childResult {
+	t.Helper()
+	return runChildWatched(t, spec, env, killAfter, acked, limit, nil)
+}
+
+// runChildWatched is runChild with onStall, which the watchdog calls after it killed a child
+// that outlived limit: a child blocked in a FUSE request is not released by SIGKILL, and the
+// power-loss tests abort the FUSE connection there.
+func runChildWatched(t *testing.T, spec childSpec, env []string, killAfter int, acked map[string]bool,
+	limit time.Duration, onStall func()) childResult {
 	t.Helper()
 	raw, err := json.Marshal(spec)
 	if err != nil {
@@ -310,6 +333,9 @@ func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked m
 		stalled = true
 		stallMu.Unlock()
 		_ = cmd.Process.Kill()
+		if onStall != nil {
+			onStall()
+		}
 	})
 	defer stall.Stop()
 
@@ -331,6 +357,8 @@ func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked m
 			}
 		case line == "DONE":
 			res.done = true
+		case line == "CREATED":
+			res.created = true
 		case strings.HasPrefix(line, "ERR "):
 			res.errLines = append(res.errLines, line)
 		}
@@ -367,8 +395,8 @@ type recovered struct {
 }
 
 // verifyBank opens the file (crash recovery), checks the bank's invariants and that every
-// acknowledged transfer is there, hashes the whole state, closes it, and runs bbolt's own
-// consistency check on the file.
+// acknowledged transfer is there, verifies every checksum (DB.Verify), hashes the whole
+// state, closes it, and runs bbolt's own consistency check on the file.
 func verifyBank(t *testing.T, path string, acked map[string]bool) recovered {
 	t.Helper()
 	var r recovered
@@ -382,6 +410,9 @@ func verifyBank(t *testing.T, path string, acked map[string]bool) recovered {
 		t.Fatalf("recovery: Open: %v", err)
 	}
 	kvs, err := readAll(db)
+	if err == nil {
+		err = db.Verify() // every checksum in the file, and bbolt's structure
+	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("Close after recovery: %w", cerr)
 	}

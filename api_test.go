@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/txkv/txkv"
@@ -58,9 +60,9 @@ func TestOpenGarbageFileIsCorrupt(t *testing.T) {
 	}
 }
 
-// A second Open of a file in use must fail (bbolt's file lock, with a
-// timeout) rather than hang; flock locks conflict between two open file
-// descriptions even in one process.
+// A second Open of a file this process has open fails at once with ErrInUse
+// (not after bbolt's lock timeout: within one process the answer is known),
+// and the first handle is unaffected; after Close the file opens again.
 func TestOpenFileInUseFails(t *testing.T) {
 	db, path := openFile(t, nil)
 	mustPut(t, db, "k", "v")
@@ -78,9 +80,47 @@ func TestOpenFileInUseFails(t *testing.T) {
 		_ = r.db.Close()
 		t.Fatal("second Open of a file in use succeeded")
 	}
-	t.Logf("second Open: %v", r.err)
+	if !errors.Is(r.err, txkv.ErrInUse) || errors.Is(r.err, txkv.ErrCorrupt) ||
+		!strings.Contains(r.err.Error(), "already open in this process") {
+		t.Fatalf("second Open: %v, want ErrInUse saying it is open in this process", r.err)
+	}
 	// The first handle is unaffected.
 	wantValue(t, db, "k", "v")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2 := openAt(t, path, nil)
+	defer closeQuietly(t, db2)
+	wantValue(t, db2, "k", "v")
+}
+
+// Open explains what is wrong with a path that is not a database file it can
+// use — a directory, a missing directory — with its own error, never
+// ErrCorrupt (which would say the data is damaged).
+func TestOpenBadPathsSayWhy(t *testing.T) {
+	dir := t.TempDir()
+	_, err := txkv.Open(dir, nil)
+	if err == nil || errors.Is(err, txkv.ErrCorrupt) || !errors.Is(err, syscall.EISDIR) ||
+		!strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("Open(a directory) = %v, want EISDIR, not ErrCorrupt", err)
+	}
+	missing := filepath.Join(dir, "no-such-dir", "db")
+	_, err = txkv.Open(missing, nil)
+	if err == nil || errors.Is(err, txkv.ErrCorrupt) || !errors.Is(err, fs.ErrNotExist) ||
+		!strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open(in a missing directory) = %v, want fs.ErrNotExist naming the directory", err)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads and writes whatever the mode bits say
+	}
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	_, err = txkv.Open(filepath.Join(ro, "db"), nil)
+	if !errors.Is(err, fs.ErrPermission) || errors.Is(err, txkv.ErrCorrupt) {
+		t.Fatalf("Open(in a read-only directory) = %v, want fs.ErrPermission", err)
+	}
 }
 
 func TestReopenKeepsData(t *testing.T) {

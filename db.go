@@ -16,8 +16,19 @@ type DB struct {
 // Open opens the database file at path, creating it (mode 0600) if needed,
 // and recovers it: the log records after the last checkpoint are replayed.
 // path "" opens an in-memory database: nothing is durable. opts nil means
-// DefaultOptions(). A file another process has open fails after about a
-// second; a damaged file fails with ErrCorrupt.
+// DefaultOptions().
+//
+// Errors say what is wrong: a file this process has open already fails at
+// once with ErrInUse, one another process holds fails with ErrInUse after
+// about a second (bbolt's file lock); a directory, a missing parent
+// directory or a permission problem fail with the system's reason
+// (errors.Is: syscall.EISDIR, fs.ErrNotExist, fs.ErrPermission); only a
+// file that is a damaged database fails with ErrCorrupt.
+//
+// A new database file is 16 MiB on disk from its first commit on, however
+// little it holds: bbolt grows files in 16 MiB steps (its AllocSize) so that
+// a growing database rarely has to extend and re-map the file. The space is
+// reused as data arrives; a checkpoint never shrinks the file.
 func Open(path string, opts *Options) (*DB, error) {
 	cfg, err := opts.config()
 	if err != nil {

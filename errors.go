@@ -28,6 +28,7 @@ var (
 	ErrCorrupt          = wal.ErrCorrupt              // the file is damaged; *wal.CorruptError names file and record
 	ErrLogFailed        = wal.ErrLogFailed            // a log write or fsync failed; the DB refuses writes
 	ErrCompacted        = wal.ErrCompacted            // Watch from a version no longer in the log
+	ErrInUse            = wal.ErrInUse                // Open of a file another open DB holds (in this process: at once)
 	ErrInvalidRecord    = wal.ErrInvalidRecord        // a transaction whose log record bbolt cannot store (over its value limit)
 	// ErrSnapshotTooOld reports a broken internal invariant: a checkpoint
 	// overtook a snapshot still reading. It is not retryable; report it as a

@@ -27,6 +27,11 @@ var (
 	// a checkpoint has already deleted.
 	ErrCompacted = errors.New("txkv: requested version is no longer in the log")
 
+	// ErrInUse is returned by Open for a file another open database holds: at once when that
+	// database is in this process, after Options.OpenTimeout when it is in another (bbolt's
+	// file lock).
+	ErrInUse = errors.New("txkv: database file is in use")
+
 	// ErrInvalidRecord is returned by Append for a record the log cannot store (a zero or
 	// already checkpointed timestamp, or an encoding larger than bbolt's value limit). It is a
 	// caller error and does not poison the log.

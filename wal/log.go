@@ -41,6 +41,7 @@ type Log struct {
 	ckptMu sync.Mutex
 
 	closed   atomic.Bool   // set by the first Close
+	forget   func()        // removes the file from this process's open files (inuse.go); set by Open
 	ckptTS   atomic.Uint64 // the checkpoint ts recorded in meta
 	logBytes atomic.Int64  // bytes (keys + values) of records retained in the log bucket
 	// baseBound caches a ts no base version may exceed (see decodeBase); it only grows.
@@ -162,6 +163,9 @@ func (l *Log) Close() error {
 	err := l.markClean()
 	if cerr := l.db.Close(); err == nil {
 		err = cerr
+	}
+	if l.forget != nil {
+		l.forget() // after bbolt released its lock: a new Open may now succeed
 	}
 	return err
 }

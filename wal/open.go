@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -45,6 +48,9 @@ func Open(path string, opts *Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNotOpen(path); err != nil {
+		return nil, err
+	}
 	if err := precheckFile(path); err != nil {
 		return nil, err
 	}
@@ -57,6 +63,7 @@ func Open(path string, opts *Options) (*Log, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	l.forget = registerOpen(path)
 	go l.run()
 	return l, nil
 }
@@ -128,14 +135,28 @@ func openBolt(path string, o *Options) (db *bolt.DB, err error) {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("txkv: open %q: file is locked by another open database (waited %v): %w",
-			path, o.OpenTimeout, err)
+		return nil, fmt.Errorf("%w: %q is locked by another process (waited %v for bbolt's file lock)",
+			ErrInUse, path, o.OpenTimeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch):
 		return nil, &CorruptError{Path: path, Reason: "not a valid bbolt file", Err: err}
 	default:
-		return nil, fmt.Errorf("txkv: open %q: %w", path, err)
+		return nil, openError(path, err)
 	}
+}
+
+// openError explains why the file could not be opened or created: its directory is missing,
+// permission is denied, or another system error (wrapped, so errors.Is sees fs.ErrNotExist,
+// fs.ErrPermission and the errno).
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("txkv: open %q: its directory %q does not exist (Open creates the file, not its directories): %w",
+			path, filepath.Dir(path), err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("txkv: open %q: permission denied (the file must be readable and writable, its directory writable): %w", path, err)
+	}
+	return fmt.Errorf("txkv: open %q: %w", path, err)
 }
 
 // guard recovers a panic (including a memory fault, which it turns into a panic for the
@@ -161,9 +182,13 @@ func precheckFile(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("txkv: open %q: %w", path, err)
+		return openError(path, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return fmt.Errorf("txkv: open %q: %w (a txkv database is one file: name a file, in this directory or elsewhere)",
+			path, &fs.PathError{Op: "open", Path: path, Err: syscall.EISDIR})
+	}
 	m, pages, err := newestMeta(f, path)
 	if err != nil || pages == 0 {
 		return err // pages 0: an empty file, which bbolt initializes

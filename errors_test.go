@@ -538,6 +538,7 @@ func TestErrorMessagesArePrefixed(t *testing.T) {
 		txkv.ErrReadOnly, txkv.ErrInvalidKey, txkv.ErrValueTooLarge, txkv.ErrTxManaged,
 		txkv.ErrInvalidOption, txkv.ErrNotCounter, txkv.ErrDeadlock, txkv.ErrLockTimeout,
 		txkv.ErrLockNotAvailable, txkv.ErrClosed, txkv.ErrCorrupt, txkv.ErrLogFailed, txkv.ErrCompacted,
+		txkv.ErrInUse, txkv.ErrInvalidRecord, txkv.ErrSnapshotTooOld,
 	} {
 		if !strings.HasPrefix(err.Error(), "txkv: ") {
 			t.Errorf("%q lacks the txkv: prefix", err)

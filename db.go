@@ -98,19 +98,99 @@ func (db *DB) Increment(ctx context.Context, key []byte, delta int64) (int64, er
 	return db.e.Increment(ctx, key, delta)
 }
 
-// Stats returns the contention and storage counters (like sql.DB.Stats).
+// Stats are the contention and storage counters (like sql.DBStats).
+//
+// Fields (txn.Stats):
+//
+//	Commits           uint64                   // transactions committed (including read-only ones)
+//	Aborts            uint64                   // transactions rolled back, for any reason
+//	Conflicts         uint64                   // validation failures (ErrConflict)
+//	Deadlocks         uint64                   // deadlock victims
+//	LockTimeouts      uint64                   // lock waits that timed out
+//	LockWaits         uint64                   // lock requests that had to wait
+//	Retries           uint64                   // Update attempts after the first
+//	NotAvailable      uint64                   // NOWAIT / SKIP LOCKED requests refused
+//	VersionMismatches uint64                   // PutIfVersion refusals (the guide's VersionMismatchMonitor)
+//	AbortsByReason    map[string]uint64        // rollback, conflict, deadlock, timeout, nowait, cancelled, log-failed
+//	ByStrategy        map[string]StrategyStats // by the strategy asked for
+//	// ConflictRate is the share of read-write attempts of the last 10 s that
+//	// ended in a conflict or as a deadlock victim (Adaptive steers by it).
+//	ConflictRate float64
+//	// HybridFailRate is Hybrid's slow average of failed optimistic first
+//	// attempts; over 10%, HybridStartsPessimistic is set and new Hybrid
+//	// Updates start pessimistic (with optimistic probe bursts now and then).
+//	HybridFailRate          float64
+//	HybridStartsPessimistic bool
+//	// AdaptiveMode is how Adaptive transactions run now: "mocc" (hot keys
+//	// locked at read time), "optimistic" or "pessimistic" — the steering's
+//	// current choice, or the fixed end AdaptiveAlways or AdaptiveNever
+//	// selects.
+//	AdaptiveMode      string
+//	Reads, Writes     uint64  // key reads and writes made inside transactions
+//	ReadWriteRatio    float64 // Reads / Writes (0 with no writes)
+//	MeanTxTime        time.Duration
+//	LockWaitTime      time.Duration // total time spent waiting for locks
+//	LockWaitHistogram []HistogramBucket
+//	WALBatches        uint64  // group-commit batches written
+//	WALRecords        uint64  // commit records written
+//	MeanBatchSize     float64 // records per batch
+//	// WALQueued is the number of commit records enqueued and waiting for the
+//	// next batch: installed and visible, not yet durable (their committers
+//	// wait). The batch being written is not counted.
+//	WALQueued     int
+//	Fsyncs        uint64
+//	Checkpoints   uint64
+//	MemtableBytes int64
+//	ReadTS        uint64 // the read watermark: commits at or below it are visible
+//	DurableTS     uint64 // the durable watermark: commits at or below it are also durable
+//	// DurabilityWaits counts readers (View, DB.Get, read-only commits, …) that saw a
+//	// version above DurableTS and waited for it before returning.
+//	DurabilityWaits uint64
 type Stats = txn.Stats
 
 // Stats returns the current counters.
 func (db *DB) Stats() Stats { return db.e.Stats() }
 
 // LockInfo is one holder or waiter of a lock, as Locks reports it.
+//
+// Fields (lockmgr.LockInfo):
+//
+//	TxID     uint64
+//	Label    string
+//	Key, End []byte
+//	Range    bool
+//	Mode     Mode
+//	Granted  bool
+//	// Since is when the wait began (waiters) or when the lock was granted
+//	// after a wait. It is zero for a lock granted at once: like PostgreSQL's
+//	// pg_locks.waitstart it times waits, and reading the clock would cost a
+//	// third of the uncontended acquire+release path.
+//	Since time.Time
 type LockInfo = lockmgr.LockInfo
 
 // WaitEdge is one "waiter waits for holder" step of a deadlock cycle.
+//
+// Fields (lockmgr.WaitEdge):
+//
+//	Waiter, Holder uint64
+//	Key, End       []byte // the contended target; End nil and !Range: point key
+//	Range          bool
+//	Mode           Mode // the mode the waiter asked for
+//	Soft           bool // Holder is an earlier queued waiter, not a holder
+//	// HolderMode is the mode Holder holds on the target (for a soft edge:
+//	// the mode it is queued for).
+//	HolderMode Mode
+//	// Upgrade says the waiter already holds a weaker lock overlapping the
+//	// target: it asks to convert it (S to X), as a read-then-write does.
+//	Upgrade bool
 type WaitEdge = lockmgr.WaitEdge
 
 // KV is a key with its value and version.
+//
+// Fields (txn.KV):
+//
+//	Key, Value []byte
+//	Version    uint64
 type KV = txn.KV
 
 // Locks returns every lock holder and waiter right now, like PostgreSQL's
@@ -127,6 +207,15 @@ func (db *DB) LastDeadlock() *DeadlockError { return db.e.LastDeadlock() }
 // HotKey is a key (or a range, for range-lock waits) with its recent
 // contention: validation conflicts, lock waits and deadlocks, each count
 // halving every ten seconds.
+//
+// Fields (txn.HotKey):
+//
+//	Key       []byte
+//	End       []byte // for a range lock wait: the range's end (nil: open, or a point key)
+//	Range     bool
+//	Conflicts uint64 // validation failures (ConflictError) on it
+//	LockWaits uint64 // lock requests that had to wait for it
+//	Deadlocks uint64 // deadlock cycles through it
 type HotKey = txn.HotKey
 
 // HotKeys returns up to n keys with the most recent contention, highest

@@ -66,3 +66,5 @@
 // oracle, snapshots), wal (the log, group commit, recovery) and txn (the
 // strategies and the commit protocol).
 package txkv
+
+//go:generate go run ./internal/aliasdoc/cmd/aliasdoc

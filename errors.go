@@ -38,15 +38,63 @@ var (
 
 type (
 	// ConflictError names the key or range and the reason of a failed validation.
+	//
+	// Fields (txn.ConflictError):
+	//
+	//  TxID   uint64
+	//  Key    []byte
+	//  End    []byte // for range reasons: the end of the scanned range (nil = open)
+	//  Range  bool
+	//  Reason string
+	//  // Has unexported fields.
 	ConflictError = txn.ConflictError
 	// VersionMismatchError gives the expected and actual version of PutIfVersion.
+	//
+	// Fields (txn.VersionMismatchError):
+	//
+	//  Key              []byte
+	//  Expected, Actual uint64
 	VersionMismatchError = txn.VersionMismatchError
 	// DeadlockError names the victim and the cycle of waits it broke.
+	//
+	// Fields (lockmgr.DeadlockError):
+	//
+	//  Victim uint64
+	//  Cycle  []WaitEdge
+	//  // Labels holds the labels (SetLabel) of the cycle's transactions that
+	//  // have one; nil when none do.
+	//  Labels map[uint64]string
 	DeadlockError = lockmgr.DeadlockError
 	// LockError names the key or range, the mode and the transactions in the
 	// way of a NOWAIT refusal or a lock timeout.
+	//
+	// Fields (lockmgr.LockError):
+	//
+	//  Err     error    // ErrLockNotAvailable or ErrLockTimeout
+	//  Txn     uint64   // the transaction that asked
+	//  Target  Target   // what it asked for (a private copy)
+	//  Mode    Mode     // in which mode
+	//  Holders []uint64 // conflicting holders at the time of the refusal, ascending
+	//  // Queued lists conflicting requests queued ahead of it (FIFO: it would
+	//  // wait for them too), ascending: on its key, those back to and including
+	//  // the nearest exclusive one (which waits for any before it); every
+	//  // conflicting range request ahead.
+	//  Queued  []uint64
+	//  Timeout time.Duration // the wait that ran out (ErrLockTimeout); 0 for a refusal
+	//  // Labels holds the labels (SetLabel) of the transactions above that
+	//  // have one; nil when none do.
+	//  Labels map[uint64]string
 	LockError = lockmgr.LockError
 	// CorruptError names the damaged file, bucket and record.
+	//
+	// Fields (wal.CorruptError):
+	//
+	//  Path   string // the database file
+	//  Bucket string // "log", "base", "meta", or "" for the file as a whole
+	//  Key    []byte // the offending key in Bucket, if any
+	//  TS     uint64 // the commit timestamp of the offending log record, if any
+	//  Reason string // what check failed
+	//  Err    error  // underlying cause, if any (a bbolt error, a recovered panic)
 	CorruptError = wal.CorruptError
 )
 

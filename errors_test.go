@@ -367,7 +367,7 @@ func TestInvalidOptions(t *testing.T) {
 		"strategy 99":           {Strategy: 99},
 		"strategy -1":           {Strategy: -1},
 		"isolation 7":           {Isolation: 7},
-		"AdaptiveThreshold -1":  {AdaptiveThreshold: -1},
+		"AdaptiveThreshold -2":  {AdaptiveThreshold: -2},
 		"DeadlockDetection 99":  {DeadlockDetection: 99},
 		"DeadlockInterval -1":   {DeadlockInterval: -1},
 		"Sync 99":               {Sync: 99},

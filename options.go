@@ -70,9 +70,29 @@ const (
 )
 
 // RetryPolicy says how Update retries: exponential backoff with full jitter.
+//
+// Fields (txn.RetryPolicy):
+//
+//	MaxAttempts int           // total attempts including the first; 0 = default (10)
+//	BaseDelay   time.Duration // 0 = default (50µs)
+//	MaxDelay    time.Duration // 0 = default (10ms)
+//	// EscalateAfter is how many failed attempts run as planned before each
+//	// retry first locks what the failed attempt needed (see DB.Update);
+//	// 0 = the default for the database — EscalateAfterDurable (2) on a
+//	// file, EscalateAfterInMemory (6) in memory — and EscalateNever never.
+//	EscalateAfter int
 type RetryPolicy = txn.RetryPolicy
 
 // TxOptions are per-transaction options; zero fields inherit the DB's.
+//
+// Fields (txn.TxOptions):
+//
+//	Strategy    Strategy
+//	Isolation   Isolation
+//	ReadOnly    bool
+//	LockTimeout time.Duration // 0 = the DB default; < 0 = wait forever
+//	Retry       *RetryPolicy  // Update only; nil = the DB default
+//	Label       string        // shown in Locks(), deadlock reports and Stats
 type TxOptions = txn.TxOptions
 
 // LockOption changes how an explicit lock request waits.
@@ -88,8 +108,13 @@ func SkipLocked() LockOption { return txn.SkipLocked() }
 // (ErrLockTimeout if the lock is not free now), negative waits forever.
 func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
 
-// AdaptiveNever is the AdaptiveThreshold that never locks at read time: pure OCC.
-const AdaptiveNever = txn.AdaptiveNever
+// The two ends of AdaptiveThreshold, MOCC's test oracle: AdaptiveNever never locks at read
+// time (Adaptive is exactly Optimistic), AdaptiveAlways locks every read (exactly
+// Pessimistic).
+const (
+	AdaptiveNever  = txn.AdaptiveNever
+	AdaptiveAlways = txn.AdaptiveAlways
+)
 
 // Escalation (RetryPolicy.EscalateAfter): how many failed attempts of an Update run as
 // planned before each retry first takes, in key order, the locks the failed attempt needed
@@ -106,9 +131,8 @@ const (
 )
 
 // Options configure a DB. A nil *Options means DefaultOptions(); Open copies
-// and validates the options, and fills zero fields with their defaults
-// (except AdaptiveThreshold, whose zero is meaningful: start from
-// DefaultOptions() when you set Options for the Adaptive strategy).
+// and validates the options, and fills zero fields with their defaults: the
+// zero Options is the default configuration.
 type Options struct {
 	Strategy          Strategy      // default Optimistic
 	Isolation         Isolation     // default Serializable
@@ -117,7 +141,8 @@ type Options struct {
 	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
 	DeadlockVictim    VictimPolicy  // which member of a cycle is aborted; default VictimYoungest
 	// AdaptiveThreshold is the key temperature at which Adaptive locks at
-	// read time: 0 locks every read (pure 2PL), AdaptiveNever none (pure OCC).
+	// read time; default 4. AdaptiveAlways locks every read (pure 2PL),
+	// AdaptiveNever none (pure OCC).
 	AdaptiveThreshold int
 	Sync              SyncMode     // default SyncAlways
 	Retry             *RetryPolicy // Update's default; nil: 10 attempts, 50µs..10ms full jitter

@@ -11,6 +11,12 @@ import (
 // value (nil when Deleted), and Version, the transaction's commit timestamp — the version
 // GetVersioned reports for the key afterwards. The writes of one transaction share a
 // Version and come in key order. Key and Value belong to the caller.
+//
+// Fields (txn.Event):
+//
+//	Key, Value []byte
+//	Version    uint64
+//	Deleted    bool
 type Event = txn.Event
 
 // Watch streams the committed writes to keys under prefix (nil or empty: every key), in

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/txkv/txkv/lockmgr"
 )
@@ -44,9 +43,9 @@ func readAndWrite(t *testing.T, tx *Tx, key string) {
 	}
 }
 
-// The MOCC test oracle: threshold 0 locks every read — exactly Pessimistic.
-func TestAdaptiveThresholdZeroIsPessimistic(t *testing.T) {
-	db := openAdaptive(t, 0)
+// The MOCC test oracle: AdaptiveAlways locks every read — exactly Pessimistic.
+func TestAdaptiveAlwaysIsPessimistic(t *testing.T) {
+	db := openAdaptive(t, AdaptiveAlways)
 	tx, err := db.Begin(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -142,80 +141,6 @@ func TestAdaptiveRetryLocksConflictedKeyExclusive(t *testing.T) {
 // The guide's thresholds advise: with the windowed conflict rate over 20%
 // Pessimistic is probed, and if it wastes less, new Adaptive work runs
 // pessimistically; at 10% it is not tried.
-func TestAdaptiveSteersByConflictRate(t *testing.T) {
-	for _, rate := range []int{30, 10} {
-		db := openAdaptive(t, 3)
-		db.window.now = func() int64 { return 1000 }
-		for i := range 100 {
-			db.window.Note(uint64(i), i < rate)
-		}
-		s := &db.window.steer.adaptive
-		s.mu.sched.backOff(adaptiveOptimistic, steerMaxWait) // as if plain optimistic had lost
-		feed := func(failuresPerCommit, phases int) {
-			for range phases * steerPhase {
-				for range failuresPerCommit {
-					s.observe(db, false)
-				}
-				s.observe(db, true)
-			}
-		}
-		feed(1, 1) // MOCC fails an attempt per commit
-		if rate == 10 {
-			if s.arm() != adaptiveMOCC {
-				t.Errorf("10%% conflicts: probing arm %d, want none (pessimistic only on the guide's advice)", s.arm())
-			}
-			continue
-		}
-		if s.arm() != adaptivePessimistic {
-			t.Fatalf("30%% conflicts: arm %d, want a pessimistic probe", s.arm())
-		}
-		feed(0, steerProbePhases)
-		if st, _ := db.adaptiveMode(); st != Pessimistic {
-			t.Fatalf("30%% conflicts, pessimistic wasting nothing: mode %v, want pessimistic", st)
-		}
-	}
-}
-
-func TestTemperatureDecays(t *testing.T) {
-	tp := newTemperature()
-	now := int64(100)
-	tp.now = func() int64 { return now }
-	for range 8 {
-		tp.Heat([]byte("k"), false)
-	}
-	if got := tp.Of([]byte("k")); got != 8 {
-		t.Fatalf("temperature %d, want 8", got)
-	}
-	now += 2 // two epochs later: 8 >> 2
-	if got := tp.Of([]byte("k")); got != 2 {
-		t.Fatalf("after 2 epochs %d, want 2", got)
-	}
-	tp.Heat([]byte("k"), false)
-	if got := tp.Of([]byte("k")); got != 3 {
-		t.Fatalf("heat after decay %d, want 3", got)
-	}
-	now += 40
-	if got := tp.Of([]byte("k")); got != 0 {
-		t.Fatalf("long after %d, want 0", got)
-	}
-}
-
-func TestWindowForgetsOldSeconds(t *testing.T) {
-	w := newWindow()
-	sec := int64(1000)
-	w.now = func() int64 { return sec }
-	w.Note(1, true)
-	w.Note(2, false)
-	if r := w.Rate(); r != 0.5 {
-		t.Fatalf("rate %v", r)
-	}
-	sec += windowSeconds
-	w.Note(2, false)
-	if r := w.Rate(); r != 0 {
-		t.Fatalf("rate after the window moved on: %v, want 0", r)
-	}
-}
-
 func TestStatsAbortReasonsAndRatio(t *testing.T) {
 	db := openAdaptive(t, AdaptiveNever)
 	ctx := context.Background()
@@ -337,18 +262,3 @@ func TestDeadlockVictimRequester(t *testing.T) {
 
 // TestWindowClockTicks: the window's coarse clock advances on its own (once
 // a second) and stops with the window.
-func TestWindowClockTicks(t *testing.T) {
-	w := newWindow()
-	w.start()
-	defer w.stop()
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	deadline := time.After(10 * time.Second)
-	for w.now() < 1 {
-		select {
-		case <-poll.C:
-		case <-deadline:
-			t.Fatal("the window's clock did not reach 1 s in 10 s")
-		}
-	}
-}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/txkv/txkv/steer"
 )
 
 // Workload describes a workload by the decision guide's six questions.
@@ -97,9 +99,9 @@ func Advise(w Workload) Advice {
 		decide(Optimistic, "long-transaction", "transactions of %v that users cannot wait on: hold no locks across think time, check versions at commit", w.TxDuration)
 	}
 	switch {
-	case w.ConflictRate > highConflict:
+	case w.ConflictRate > steer.HighConflict:
 		decide(Pessimistic, "high-conflict", "conflict rate %.0f%% > 20%%: retries would storm; queue on locks", w.ConflictRate*100)
-	case w.ConflictRate >= lowConflict:
+	case w.ConflictRate >= steer.LowConflict:
 		decide(Hybrid, "moderate-conflict", "conflict rate %.0f%% in 5–20%%: optimistic first, pessimistic on retry", w.ConflictRate*100)
 	case w.ReadWriteRatio >= readHeavy:
 		decide(Optimistic, "read-heavy", "%.3g reads per write and conflict rate %.1f%%: validation is cheap, locks would only cost", w.ReadWriteRatio, w.ConflictRate*100)

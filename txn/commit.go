@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/txkv/txkv/internal/crashpoint"
 	"github.com/txkv/txkv/lockmgr"
@@ -121,7 +122,7 @@ func (tx *Tx) awaitDurableLocked(ts uint64, pending wal.Pending) error {
 //
 // Before it reports success it waits until what it read is durable.
 func (tx *Tx) commitReadOnlyLocked() error {
-	if tx.latestReads && tx.iso == Serializable && !(tx.strategy == Pessimistic) {
+	if tx.latestReads && tx.iso == Serializable && !tx.locking() {
 		if err := tx.validateReadsLocked(); err != nil {
 			tx.noteConflictLocked(err)
 			return tx.failLocked(err)
@@ -161,7 +162,7 @@ func (tx *Tx) lockWriteSetLocked(writes []mvcc.Write) error {
 // exclusive lock. Snapshot isolation checks only the write set
 // (first-committer-wins). Strict 2PL needs nothing: its locks did the work.
 func (tx *Tx) validateLocked(writes []mvcc.Write) error {
-	if tx.strategy == Pessimistic && tx.iso == Serializable {
+	if tx.locking() && tx.iso == Serializable {
 		return nil
 	}
 	if tx.iso == Snapshot {
@@ -265,4 +266,61 @@ func (tx *Tx) noteConflictLocked(err error) {
 		_, _, written := tx.writes.Get(ce.Key)
 		tx.db.temp.Heat(ce.Key, written)
 	}
+}
+
+// committingSet holds the transactions that have begun to take their commit
+// timestamp and not yet released their locks. Validation asks it about the
+// holders of locks on keys it read: a holder outside the set has not called
+// oracle.Next yet, so its timestamp will follow the validator's and its
+// writes serialize after it — its lock is no conflict. (Silo's "not locked
+// by another transaction" check assumes locks exist only during commit;
+// strict-2PL holders keep theirs for the whole transaction.)
+//
+// Why this is safe: a committer adds itself before Next() and the oracle's
+// mutex orders its Next() before any later one, so a validator whose Next()
+// came after sees the membership; removal happens after install.
+type committingSet struct {
+	shards [committingShards]struct {
+		// mu protects m.
+		mu sync.Mutex
+		m  map[uint64]struct{}
+		_  [40]byte // keep shards on separate cache lines
+	}
+}
+
+const committingShards = 16
+
+func (c *committingSet) shard(id uint64) *struct {
+	mu sync.Mutex
+	m  map[uint64]struct{}
+	_  [40]byte
+} {
+	return &c.shards[id%committingShards]
+}
+
+func (c *committingSet) add(id uint64) {
+	s := c.shard(id)
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[uint64]struct{})
+	}
+	s.m[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (c *committingSet) remove(id uint64) {
+	s := c.shard(id)
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+}
+
+// has reports whether id is committing. It is called by the lock manager
+// with one of its shard mutexes held (lock order: lockmgr shard > this).
+func (c *committingSet) has(id uint64) bool {
+	s := c.shard(id)
+	s.mu.Lock()
+	_, ok := s.m[id]
+	s.mu.Unlock()
+	return ok
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/txkv/txkv/internal/crashpoint"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
+	"github.com/txkv/txkv/steer"
 	"github.com/txkv/txkv/wal"
 )
 
@@ -28,9 +29,10 @@ type DB struct {
 	locks *lockmgr.Manager
 	stats counters
 
-	temp   *temperature // per-key conflict temperature (Adaptive)
-	window *window      // windowed conflict rate (Stats, Adaptive, Advice)
-	hot    *hotKeys     // the keys with the most contention events (HotKeys)
+	temp     *steer.Temperature // per-key conflict temperature (Adaptive)
+	window   *steer.Window      // windowed conflict rate (Stats, Adaptive, Advice), recent writes
+	steering steering           // Hybrid's and Adaptive's memories (steering.go)
+	hot      *hotKeys           // the keys with the most contention events (HotKeys)
 
 	committing committingSet // transactions past "take a commit timestamp"
 	statsOff   bool          // BenchmarkStatsOverhead's baseline: skip per-transaction counting
@@ -72,7 +74,7 @@ type DB struct {
 // whose contents are lost at Close. cfg must have been defaulted and
 // validated.
 func Open(path string, cfg Config) (*DB, error) {
-	db := &DB{cfg: cfg, temp: newTemperature(), window: newWindow(), hot: newHotKeys(), opened: time.Now()}
+	db := &DB{cfg: cfg, temp: steer.NewTemperature(), hot: newHotKeys(), opened: time.Now()}
 	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {
 		return nil, err
@@ -88,8 +90,8 @@ func Open(path string, cfg Config) (*DB, error) {
 	})
 	db.watch = newWatchHub(db)
 	db.ckpt.start(db)
-	db.window.recent.readTS = db.store.ReadTS
-	db.window.start()
+	db.window = steer.NewWindow(db.store.ReadTS)
+	db.window.Start()
 	return db, nil
 }
 
@@ -200,7 +202,7 @@ func (db *DB) close(checkpoint bool) error {
 	db.waitIdle()
 	db.watch.close()
 	db.ckpt.stop()
-	db.window.stop()
+	db.window.Stop()
 	var err error
 	if checkpoint {
 		err = db.finalCheckpoint()

@@ -39,9 +39,8 @@
 // Steps 4–6 release the locks, and make the writes visible, before the
 // fsync. The alternative — wait for durability, then install and release —
 // makes every conflicting transaction queue behind the disk, and a retry
-// begun during the winner's fsync reads the old version and is doomed
-// (measured on the hot counter at 8 writers: 11% of Updates exhausted their
-// retries). This is early lock release (Johnson et al., Aether, VLDB 2010;
+// begun during the winner's fsync reads the old version and is doomed (on a
+// hot counter, Updates then exhaust their retries). This is early lock release (Johnson et al., Aether, VLDB 2010;
 // Graefe et al., controlled lock violation, SIGMOD 2013); InnoDB commits in
 // memory before its log flush, and Silo acknowledges by durable epoch.
 //
@@ -102,11 +101,11 @@
 //     first attempt's ID as its age, so the lock manager's victim choice
 //     (the youngest by age) makes it the winner against newer transactions.
 //     A transaction that keeps losing on the same keys queues for them, FIFO,
-//     instead of losing again: the hot counter at 2–64 writers on disk does
-//     not exhaust the default 10 attempts (BenchmarkCounter in bench/). Ages
-//     start only with escalation: given to every retry, they made each
-//     victim's retry win and kill a newcomer, which retried and killed the
-//     next — deadlocks per commit quadrupled on the in-memory sweep.
+//     instead of losing again (BenchmarkCounter in bench/ counts the failed
+//     Updates; the README has its numbers). Ages start only with
+//     escalation: given to every retry, they make each victim's retry win
+//     and kill a newcomer, which retries and kills the next — a chain of
+//     deadlocks instead of one.
 //   - A victim stays a victim: after a deadlock or a conflict ends a
 //     transaction, every later call of it returns that error, so an Update
 //     whose callback dropped the first one still sees a retryable error.
@@ -117,8 +116,16 @@
 //     and both upgrade to X are the classic conversion deadlock, and on a
 //     file they come in storms (see readMode for why not in memory). Plain
 //     Pessimistic stays strict 2PL.
-
+//
 // # Strategies and isolation
+//
+// What each strategy changes is one row of the strategy table in
+// strategy.go (policies): how a new attempt runs (a runMode: locking,
+// optimistic, or optimistic with hot keys locked), whether its pessimistic
+// reads of keys being written take X, what its retry runs as and locks
+// first, and which memory in package steer learns from it. Reads, writes,
+// scans and validation ask only the attempt's runMode. The table below is
+// what those rows and modes do under each isolation level.
 //
 //	             Serializable                          Snapshot
 //	Pessimistic  Get: S lock, latest version           snapshot reads, no read locks
@@ -141,15 +148,14 @@
 // Trying optimistically first pays only while first attempts usually
 // succeed. A failed one costs its own work, and its pessimistic retry holds
 // its locks for a whole transaction, failing other first attempts. So the
-// DB keeps a moving average of how Hybrid's first attempts end (steer.go,
-// hybridMemory): over 10%, new Hybrid Updates start pessimistic — the
+// DB keeps a moving average of how Hybrid's first attempts end (package
+// steer, steer.Hybrid): over 10%, new Hybrid Updates start pessimistic — the
 // fallback, without the failed attempt before it. While pessimistic, every
 // so often (512 … 65536 Updates, spacing out while bursts fail) a burst of 48
 // Updates starts optimistically; if under 10% of its first attempts fail,
 // Hybrid starts optimistic again. It is "try optimistic, fall back" at the
-// level of the workload: on the contention sweep with one hot key, Hybrid
-// ran nearly every transaction twice and reached about a third of
-// Pessimistic's rate without it.
+// level of the workload: without it, on one hot key Hybrid runs nearly every
+// transaction twice.
 //
 // # Adaptive (MOCC)
 //
@@ -167,7 +173,7 @@
 //	now — X those it wrote — MOCC's retrospective lock list: hot-key locks of
 //	retries never deadlock with each other, and never upgrade S to X
 //
-// AdaptiveThreshold's ends are the test oracle: 0 locks every read (exactly
+// AdaptiveThreshold's ends are the test oracle: AdaptiveAlways locks every read (exactly
 // Pessimistic), AdaptiveNever none (exactly Optimistic). Between 5% and 20%
 // windowed conflicts, a conflicted attempt is retried as Hybrid retries
 // (everything it touched locked first); below 5%, with the retrospective
@@ -178,7 +184,7 @@
 // read-time lock costs a park, a wake-up and a deadlock-graph update, and
 // once a queue forms on a hot key, FIFO handoff keeps it (a lock convoy:
 // every transaction waits). So between the oracle ends the DB measures
-// (steer.go, adaptiveSteer): it runs MOCC, and while MOCC wastes over 5% per
+// (package steer, steer.Adaptive): it runs MOCC, and while MOCC wastes over 5% per
 // commit (failed attempts plus lock waits) it probes, a few hundred commits
 // at a time, plain optimistic — and pessimistic when the windowed conflict
 // rate is over the guide's 20% — keeping whichever wastes least. The guide's
@@ -214,7 +220,7 @@
 // Read-only transactions read at the read watermark — a prefix of the serial
 // order of commit timestamps — and never validate; they wait only if they saw
 // a version that is not durable yet. View recycles its
-// Tx when it returns (update.go, recycle): a point read's transaction then
+// Tx when it returns (view.go, recycle): a point read's transaction then
 // allocates nothing, and the garbage collector, each of whose cycles marks
 // the whole memtable, runs far less often. A Tx is recycled only when
 // nothing but View can reach it — no context AfterFunc pending, not listed

@@ -91,10 +91,10 @@ func (tx *Tx) readCommittedLocked(key []byte) (value []byte, version uint64, ok 
 // hand-off an exclusive read forces on every reader (the contention sweep,
 // Hybrid at hot=1: ~335k commits/s with shared reads, ~190k with exclusive).
 func (tx *Tx) readMode(key []byte) lockmgr.Mode {
-	if tx.requested != Hybrid && tx.requested != Adaptive || tx.prelocked(key) || tx.db.log == nil {
+	if !tx.policy().exclusiveRecentReads || tx.prelocked(key) || tx.db.log == nil {
 		return lockmgr.Shared
 	}
-	if tx.db.window.recent.written(tx.db.store.NewestVersion(key)) {
+	if tx.db.window.RecentlyWritten(tx.db.store.NewestVersion(key)) {
 		return lockmgr.Exclusive
 	}
 	return lockmgr.Shared
@@ -112,12 +112,12 @@ func (tx *Tx) saw(value []byte, version uint64, ok bool, err error) ([]byte, uin
 // failed attempt wrote (its retrospective lock list holds it already, so
 // the read must be of the latest version under that lock).
 func (tx *Tx) hotLocked(key []byte) bool {
-	if !tx.adaptive {
+	if tx.run != runHotLocking {
 		return false
 	}
 	hot := tx.db.isHot(key) || slices.ContainsFunc(tx.hotX(), func(k []byte) bool { return bytes.Equal(k, key) })
 	if hot {
-		tx.db.window.steer.adaptive.noteHotLock() // what locking costs, for the steering
+		tx.db.steering.adaptive.NoteHotLock() // what locking costs, for the steering
 	}
 	return hot
 }
@@ -144,7 +144,7 @@ func (tx *Tx) hotMode(key []byte) lockmgr.Mode {
 // Hybrid retry to lock). A key read after this transaction wrote it needs
 // no validation, but recording it is harmless.
 func (tx *Tx) recordRead(key []byte) {
-	if tx.iso == Snapshot && tx.requested != Hybrid && tx.requested != Adaptive {
+	if tx.iso == Snapshot && !tx.policy().recordsForRetry {
 		return // never validated, and no retry plan will lock it
 	}
 	tx.reads = append(tx.reads, bytes.Clone(key))

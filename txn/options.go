@@ -3,10 +3,11 @@ package txn
 import (
 	"fmt"
 
-	"github.com/txkv/txkv/deadlock"
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/txkv/txkv/deadlock"
 )
 
 // Strategy is how a transaction controls concurrency (architecture §3).
@@ -121,6 +122,7 @@ const (
 	DefaultDeadlockInterval  = time.Second
 	DefaultAdaptiveThreshold = 4
 	AdaptiveNever            = math.MaxInt // Options.AdaptiveThreshold that never locks: pure OCC
+	AdaptiveAlways           = -1          // Options.AdaptiveThreshold that locks every read: pure 2PL
 	DefaultMaxKeySize        = 32 << 10
 	DefaultMaxValueSize      = 16 << 20
 	DefaultCheckpointBytes   = 64 << 20
@@ -164,6 +166,9 @@ func (c *Config) EnsureDefaults() {
 	if c.LockTimeout == 0 {
 		c.LockTimeout = DefaultLockTimeout
 	}
+	if c.AdaptiveThreshold == 0 {
+		c.AdaptiveThreshold = DefaultAdaptiveThreshold
+	}
 	if c.DeadlockInterval == 0 {
 		c.DeadlockInterval = DefaultDeadlockInterval
 	}
@@ -201,12 +206,12 @@ func (c *Config) ensureSizeDefaults() {
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
 	switch {
-	case c.Strategy < Pessimistic || c.Strategy > Adaptive:
+	case !c.Strategy.valid():
 		return fmt.Errorf("%w: unknown strategy %v", ErrInvalidOption, c.Strategy)
 	case c.Isolation < Serializable || c.Isolation > Snapshot:
 		return fmt.Errorf("%w: unknown isolation %v", ErrInvalidOption, c.Isolation)
-	case c.AdaptiveThreshold < 0:
-		return fmt.Errorf("%w: AdaptiveThreshold must not be negative", ErrInvalidOption)
+	case c.AdaptiveThreshold < AdaptiveAlways:
+		return fmt.Errorf("%w: AdaptiveThreshold %d is below AdaptiveAlways (-1); use a positive temperature, AdaptiveAlways or AdaptiveNever", ErrInvalidOption, c.AdaptiveThreshold)
 	case !c.DeadlockVictim.Valid():
 		return fmt.Errorf("%w: unknown deadlock victim policy %v", ErrInvalidOption, c.DeadlockVictim)
 	case !c.DeadlockMode.Valid():

@@ -78,7 +78,7 @@ const timedEvery = 16
 
 // txCounters are one shard of the per-transaction counters.
 type txCounters struct {
-	byStrategy       [Adaptive + 1]strategyCounters
+	byStrategy       [numStrategies]strategyCounters
 	byReason         [numReasons]atomic.Uint64
 	reads, writes    atomic.Uint64
 	txNanos, txCount atomic.Uint64
@@ -113,7 +113,7 @@ func (c *counters) sum() (t txTotals) {
 // txTotals are the per-transaction counters summed over the shards.
 type txTotals struct {
 	commits, aborts  uint64
-	byStrategy       [Adaptive + 1]StrategyStats
+	byStrategy       [numStrategies]StrategyStats
 	byReason         [numReasons]uint64
 	reads, writes    uint64
 	txNanos, txCount uint64
@@ -166,7 +166,7 @@ type Stats struct {
 	HybridStartsPessimistic bool
 	// AdaptiveMode is how Adaptive transactions run now: "mocc" (hot keys
 	// locked at read time), "optimistic" or "pessimistic" — the steering's
-	// current choice, or the fixed end AdaptiveThreshold 0 or AdaptiveNever
+	// current choice, or the fixed end AdaptiveAlways or AdaptiveNever
 	// selects.
 	AdaptiveMode   string
 	Reads, Writes  uint64  // key reads and writes made inside transactions
@@ -262,20 +262,16 @@ func (db *DB) Stats() Stats {
 	return s
 }
 
+// adaptiveModeNames are Stats.AdaptiveMode's words for the runModes.
+var adaptiveModeNames = [...]string{runLocking: "pessimistic", runOptimistic: "optimistic", runHotLocking: "mocc"}
+
 // addSteeringStats reports the state of Hybrid's memory and Adaptive's
-// steering (steer.go).
+// steering (package steer).
 func (db *DB) addSteeringStats(s *Stats) {
-	h := &db.window.steer.hybrid
-	s.HybridFailRate = float64(h.fail.Load()) / failOne
-	s.HybridStartsPessimistic = h.pessimistic.Load()
-	switch st, mocc := db.adaptiveMode(); {
-	case mocc:
-		s.AdaptiveMode = "mocc"
-	case st == Pessimistic:
-		s.AdaptiveMode = "pessimistic"
-	default:
-		s.AdaptiveMode = "optimistic"
-	}
+	h := &db.steering.hybrid
+	s.HybridFailRate = h.FailRate()
+	s.HybridStartsPessimistic = h.StartsPessimistic()
+	s.AdaptiveMode = adaptiveModeNames[adaptiveStart(db)]
 }
 
 func (db *DB) addLockStats(s *Stats) {

@@ -21,8 +21,8 @@ import (
 type Tx struct {
 	db        *DB
 	id        uint64
-	strategy  Strategy // the strategy this attempt runs with (Hybrid retries run Pessimistic)
-	requested Strategy // the strategy asked for (reported in Stats)
+	requested Strategy // the strategy asked for: its row of the strategy table (strategy.go)
+	run       runMode  // how this attempt runs (a Hybrid retry runs runLocking)
 	iso       Isolation
 	timeout   time.Duration
 	start     int64 // nanoseconds since the DB opened (monotonic), if timed(id): MeanTxTime
@@ -62,7 +62,6 @@ type Tx struct {
 	maxSeen  uint64
 	done     bool
 	locked   bool        // the transaction may hold locks
-	adaptive bool        // Adaptive running optimistically: hot keys are locked at read time
 	reason   abortReason // why the transaction ends, if it does not commit
 	inCommit bool        // in the DB's committing set
 	labeled  bool        // the lock table holds a label or an age for this transaction
@@ -87,8 +86,15 @@ func (tx *Tx) ID() uint64 { return tx.id }
 // Context returns the context the transaction is bound to.
 func (tx *Tx) Context() context.Context { return tx.ctx }
 
-// Strategy returns the strategy this transaction runs with.
-func (tx *Tx) Strategy() Strategy { return tx.strategy }
+// Strategy returns the strategy this attempt runs with: Hybrid for Hybrid's
+// optimistic attempts and Pessimistic for its pessimistic ones; for Adaptive,
+// the arm it runs (Adaptive for MOCC, else Optimistic or Pessimistic).
+func (tx *Tx) Strategy() Strategy {
+	if tx.requested == Hybrid && tx.run == runOptimistic {
+		return Hybrid
+	}
+	return tx.run.strategy()
+}
 
 // Isolation returns the transaction's isolation level.
 func (tx *Tx) Isolation() Isolation { return tx.iso }
@@ -145,7 +151,7 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 	if plan != nil {
 		pre, tx.plan = plan.pre, plan
 		if plan.pessimistic {
-			tx.strategy, tx.adaptive = Pessimistic, false // a Hybrid retry
+			tx.run = runLocking // a Hybrid retry
 		}
 	}
 	label := ""
@@ -190,36 +196,6 @@ func (tx *Tx) refreshSnapshot(pre []prelock) {
 	tx.db.store.OpenSnapshot(&tx.snap)
 }
 
-// Conflict-rate thresholds of the decision guide: below lowConflict
-// optimistic wins, above highConflict pessimistic, hybrid in between.
-const (
-	lowConflict  = 0.05
-	highConflict = 0.20
-)
-
-// adaptiveMode decides how an Adaptive transaction runs. The two ends of
-// the threshold are the MOCC test oracle: 0 locks every read (exactly
-// Pessimistic), AdaptiveNever none (exactly Optimistic). In between it runs
-// the arm the measured steering (steer.go) currently finds cheapest: MOCC
-// (optimistic, hot keys locked at read time), plain optimistic, or — tried
-// when the windowed conflict rate is over the guide's highConflict —
-// pessimistic.
-func (db *DB) adaptiveMode() (s Strategy, temperatureLocking bool) {
-	switch th := db.cfg.AdaptiveThreshold; {
-	case th == 0:
-		return Pessimistic, false
-	case th >= AdaptiveNever:
-		return Optimistic, false
-	}
-	switch db.window.steer.adaptive.arm() {
-	case adaptiveOptimistic:
-		return Optimistic, false
-	case adaptivePessimistic:
-		return Pessimistic, false
-	}
-	return Adaptive, true
-}
-
 // requestedStrategy is the strategy opts ask for, or the DB's default.
 func (db *DB) requestedStrategy(opts *TxOptions) Strategy {
 	if opts != nil && opts.Strategy != StrategyDefault {
@@ -243,10 +219,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if err := validateTxOptions(&o, tx); err != nil {
 		return nil, err
 	}
-	tx.strategy = tx.requested
-	if tx.strategy == Adaptive {
-		tx.strategy, tx.adaptive = db.adaptiveMode()
-	}
+	tx.run = tx.policy().start(db)
 	tx.timeout = db.lockTimeout(o.LockTimeout)
 	tx.id = db.nextID.Add(1)
 	if timed(tx.id) {
@@ -303,7 +276,7 @@ func noStop() bool   { return true }
 // openReader chooses what reads see: strict 2PL reads the latest committed
 // version under its locks; everything else reads a snapshot at the watermark.
 func (tx *Tx) openReader() {
-	if tx.strategy == Pessimistic && tx.iso == Serializable && !tx.readOnly {
+	if tx.run == runLocking && tx.iso == Serializable && !tx.readOnly {
 		tx.db.store.OpenLatest(&tx.snap)
 	} else {
 		tx.db.store.OpenSnapshot(&tx.snap)
@@ -474,7 +447,7 @@ func (tx *Tx) rollbackSettled(err error) error {
 }
 
 // locking reports whether plain reads and writes take locks (strict 2PL).
-func (tx *Tx) locking() bool { return tx.strategy == Pessimistic }
+func (tx *Tx) locking() bool { return tx.run == runLocking }
 
 // lockLocked acquires a lock for the transaction, waiting per policy.
 // A deadlock or a cancelled context ends the transaction (its locks must go);
@@ -566,7 +539,7 @@ func sortPrelocks(p []prelock) []prelock {
 
 func validateTxOptions(o *TxOptions, tx *Tx) error {
 	switch {
-	case tx.requested < Pessimistic || tx.requested > Adaptive:
+	case !tx.requested.valid():
 		return fmt.Errorf("%w: unknown strategy %v", ErrInvalidOption, o.Strategy)
 	case tx.iso < Serializable || tx.iso > Snapshot:
 		return fmt.Errorf("%w: unknown isolation %v", ErrInvalidOption, o.Isolation)

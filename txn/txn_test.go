@@ -38,7 +38,7 @@ func TestConfigValidate(t *testing.T) {
 	bad := []func(*Config){
 		func(c *Config) { c.Strategy = Adaptive + 1 },
 		func(c *Config) { c.Isolation = Snapshot + 1 },
-		func(c *Config) { c.AdaptiveThreshold = -1 },
+		func(c *Config) { c.AdaptiveThreshold = AdaptiveAlways - 1 },
 		func(c *Config) { c.MaxKeySize = DefaultMaxKeySize + 1 },
 		func(c *Config) { c.MaxValueSize = -1 },
 		func(c *Config) { c.CheckpointBytes = -1 },
@@ -157,5 +157,27 @@ func TestHybridRetryLocksWhatFailedAttemptTouched(t *testing.T) {
 	})
 	if err != nil || attempts != 2 {
 		t.Fatalf("err %v after %d attempts", err, attempts)
+	}
+}
+
+// The zero Config (like the zero txkv.Options) is the default
+// configuration: an Adaptive DB built without AdaptiveThreshold steers
+// between MOCC and the plain arms, it is not pinned to locking every read.
+func TestZeroAdaptiveThresholdIsTheDefault(t *testing.T) {
+	c := Config{Strategy: Adaptive}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.AdaptiveThreshold != DefaultAdaptiveThreshold {
+		t.Fatalf("AdaptiveThreshold %d after defaults, want %d", c.AdaptiveThreshold, DefaultAdaptiveThreshold)
+	}
+	db, err := Open("", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if got := adaptiveStart(db); got != runHotLocking {
+		t.Fatalf("a fresh Adaptive DB starts in mode %d, want MOCC (%d)", got, runHotLocking)
 	}
 }

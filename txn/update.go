@@ -35,12 +35,12 @@ import (
 // Hybrid transactions run their first attempt optimistically; after a
 // conflict, the retry runs pessimistically and first locks, in key order, the
 // keys the failed attempt read (shared) and wrote (exclusive). The DB
-// remembers how Hybrid's first attempts fare (hybridMemory, steer.go): once
+// remembers how Hybrid's first attempts fare (steer.Hybrid): once
 // more than one in ten recently failed, new Hybrid work starts pessimistic,
 // and a burst of optimistic starts now and then notices when contention
 // drops.
 // Adaptive transactions run the arm the DB's measurements favour
-// (adaptiveMode, adaptiveSteer) and feed those measurements.
+// (adaptiveStart, steer.Adaptive) and feed those measurements.
 func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return errNilFn
@@ -57,7 +57,7 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 	var measured bool // report the first attempt's outcome to hybrid
 	if hybrid != nil {
 		var pessimistic bool
-		if pessimistic, measured = hybrid.start(); pessimistic {
+		if pessimistic, measured = hybrid.Start(); pessimistic {
 			next.plan = &retryPlan{pessimistic: true} // start pessimistic, nothing to prelock yet
 		}
 	}
@@ -71,10 +71,10 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 		}
 		if err == nil || IsRetryable(err) {
 			if attempt == 1 && measured {
-				hybrid.firstAttempt(err != nil)
+				hybrid.FirstAttempt(err != nil)
 			}
 			if adaptive != nil {
-				adaptive.observe(db, err == nil)
+				adaptive.Observe(steerEnv{db}, err == nil)
 			}
 		}
 		if err == nil || !IsRetryable(err) || attempt >= policy.MaxAttempts {
@@ -150,7 +150,7 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, esc
 	if err != nil {
 		return cur, 0, err // a prelock lost a deadlock: the same plan again
 	}
-	if len(cur.rll) > 0 && tx.adaptive {
+	if len(cur.rll) > 0 && tx.run == runHotLocking {
 		if err := tx.lockPrelocks(cur.rll); err != nil {
 			return cur, tx.id, err // the transaction is rolled back; a deadlock is retried the same way
 		}
@@ -184,31 +184,11 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, esc
 // it wrote (so a read-modify-write never upgrades S to X). Every strategy:
 // past EscalateAfter failed attempts, the retry takes its locks first.
 func (db *DB) planRetry(tx *Tx, err error, escalate bool) nextAttempt {
-	next := db.strategyRetry(tx)
+	next := tx.policy().retry(db, tx)
 	if !escalate {
 		return next
 	}
 	return db.escalate(tx, err, next)
-}
-
-// strategyRetry is the retry Hybrid and Adaptive plan for themselves.
-func (db *DB) strategyRetry(tx *Tx) nextAttempt {
-	switch {
-	case tx.requested == Hybrid && tx.strategy == Pessimistic:
-		// It started pessimistic (hybridMemory) and lost a deadlock: retry
-		// as Pessimistic does. Its reads took S locks and were not
-		// recorded, so a prelock could cover only what it wrote — which
-		// lengthens the X holds and, measured, doubled the deadlocks.
-		return nextAttempt{plan: &retryPlan{pessimistic: true}}
-	case tx.requested == Hybrid:
-		return nextAttempt{plan: &retryPlan{pessimistic: true, pre: tx.touched()}}
-	case tx.requested == Adaptive && tx.adaptive:
-		if db.window.Rate() >= lowConflict {
-			return nextAttempt{plan: &retryPlan{pessimistic: true, pre: tx.touched()}}
-		}
-		return db.retrospective(tx)
-	}
-	return nextAttempt{}
 }
 
 // escalate makes the next attempt take, first and in key order, the locks
@@ -310,52 +290,6 @@ func backoffCeiling(p RetryPolicy, attempt int) time.Duration {
 		ceiling = p.MaxDelay
 	}
 	return ceiling
-}
-
-// View runs fn in a read-only transaction at the read watermark.
-func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
-	if fn == nil {
-		return errNilFn
-	}
-	tx, err := db.begin(ctx, &TxOptions{ReadOnly: true}, true, nil)
-	if err != nil {
-		return err
-	}
-	if err = runManaged(tx, fn); err != nil {
-		err = tx.rollbackSettled(err)
-	} else {
-		err = tx.commit() // read-only: releases the snapshot, counts as a commit
-	}
-	db.recycle(tx)
-	return err
-}
-
-// A View's transaction is recycled when View returns: a point read in a
-// read-only transaction then allocates next to nothing, and the garbage
-// collector (whose every cycle marks the whole memtable) runs far less
-// often. Only a managed read-only transaction qualifies: nobody but View
-// holds it once fn has returned — unless fn kept it, which the root
-// package's handles detect by ID (a recycled Tx gets a new one). A
-// transaction an AfterFunc or Close may still touch is not recycled
-// (finishLocked decides), nor is one whose fn panicked.
-
-// allocTx returns a Tx to initialize: a recycled one if pooled and one is
-// available.
-func (db *DB) allocTx(pooled bool) *Tx {
-	if pooled {
-		if tx, ok := db.viewPool.Get().(*Tx); ok {
-			return tx
-		}
-	}
-	return new(Tx)
-}
-
-// recycle returns a finished View transaction to the pool if nothing else
-// can reach it.
-func (db *DB) recycle(tx *Tx) {
-	if tx.recyclable {
-		db.viewPool.Put(tx)
-	}
 }
 
 var errNilFn = errors.New("txkv: nil function")

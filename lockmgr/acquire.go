@@ -52,6 +52,10 @@ func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, 
 	return m.acquirePoint(ctx, txn, t.Key, mode, p, timeout)
 }
 
+// acquirePoint is Acquire of one key, under the key's shard alone: the
+// fast path (nobody there, no range lock), re-entry, then the grant
+// decision (probeEdgesLocked: no edges, grant) and, when the request must
+// wait, a refusal (NoWait, SkipLocked, NoWaitTimeout) or enqueue and block.
 func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode Mode, p WaitPolicy, timeout time.Duration) error {
 	hash := hashKey(m.seed, key)
 	sh := m.shardFor(hash)

@@ -143,6 +143,8 @@ func (m *Manager) aheadLocked(x, w *request) bool {
 	return x.before(w)
 }
 
+// acquireRange is Acquire of a range, with every shard locked: the same
+// steps as acquirePoint, over the whole table (rangeEdgesLocked).
 func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode Mode, p WaitPolicy, timeout time.Duration) error {
 	m.lockAll()
 	if m.rangeCoversLocked(txn, t.Key, t.End, true, mode) {
@@ -170,20 +172,30 @@ func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode M
 		m.unlockAll()
 		return err
 	}
+	if !m.enqueueRangeLocked(r, edges) {
+		m.unlockAll()
+		return ErrAlreadyWaiting
+	}
+	note := m.noteWaitLocked(r)
+	m.unlockAll()
+	return m.block(ctx, r, timeout, note)
+}
+
+// enqueueRangeLocked queues range request r, with the out-edges computed
+// for it, and re-examines the waiters it went ahead of. It fails if the
+// transaction already waits for something else. Needs every shard.
+func (m *Manager) enqueueRangeLocked(r *request, edges []deadlock.Edge) bool {
 	r.state, r.seq, r.since, r.ready = stateWaiting, m.seq.Add(1), time.Now(), make(chan struct{})
 	r.pos = r.seq << posShift
 	r.queued = r.since
 	if !m.registerWait(r, edges) {
-		m.unlockAll()
-		return ErrAlreadyWaiting
+		return false
 	}
 	m.rt.reqs = append(m.rt.reqs, r)
 	m.rt.waiting++
 	m.rescanPassedLocked(r)
 	m.stats.waits.Add(1) // before the request is visible: see enqueuePointLocked
-	note := m.noteWaitLocked(r)
-	m.unlockAll()
-	return m.block(ctx, r, timeout, note)
+	return true
 }
 
 // forEachHeadLocked calls fn for every point lock head. Needs every shard.

@@ -7,6 +7,13 @@ import (
 	"github.com/txkv/txkv/deadlock"
 )
 
+// afterEnqueue runs the immediate deadlock search from a new waiter.
+func (m *Manager) afterEnqueue(txn uint64) {
+	if m.opts.Detection == deadlock.Immediate {
+		m.detect(txn)
+	}
+}
+
 // detect is the immediate-mode search, run by a transaction right after it
 // queued. Before this wait the graph had no cycle (every earlier one was
 // broken), so every cycle now runs through txn, and searching from each new

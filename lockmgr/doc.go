@@ -4,6 +4,31 @@
 // handling through package deadlock. It knows nothing of versions or
 // storage: a lock is (transaction, target, mode).
 //
+// # Where to read
+//
+// One file per step, in the order a request meets them; a waiting point
+// request is followed through acquire.go, wait.go and release.go, each
+// read top to bottom:
+//
+//	manager.go   the Manager: Options, the shard and transaction-shard mu
+//	             structs, the lock order, New, Close, labels and ages
+//	queue.go     the records: request, reqList, lockHead; a shard's heads
+//	             and free lists
+//	acquire.go   1. Acquire: the point path, the grant decision (the
+//	             edges), refusal, enqueue
+//	wait.go      2. block: OnWait, the deadlock search (detect.go), the one
+//	             select over grant, timer, ctx and Close; finishWait settles
+//	             the outcome and withdraws a request that did not get the lock
+//	release.go   3. ReleaseAll: refresh of the queue heads behind a holder
+//	             that left, grant and hand-off (what wakes a waiter)
+//	ranges.go    the same steps for a range request, and what the point
+//	             path asks of the range table
+//	detect.go    deadlocks: the search a new waiter runs, the sweeper, and
+//	             breaking a cycle (reorder, rearrange, victim)
+//
+// Beside them: introspect.go (Locks, WaitingOn, Holds, Held, WriteDOT),
+// errors.go, stats.go and mode.go (modes, wait policies, targets).
+//
 // # Modes
 //
 // Two modes and one compatibility function, Conflicts(held, requested):

@@ -1,8 +1,7 @@
 package lockmgr
 
 import (
-	"context"
-	"math"
+	"bytes"
 	"time"
 
 	"github.com/txkv/txkv/deadlock"
@@ -174,336 +173,102 @@ func nearestX(p *request) *request {
 	return p.prevX
 }
 
-func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode Mode, p WaitPolicy, timeout time.Duration) error {
-	hash := hashKey(m.seed, key)
-	sh := m.shardFor(hash)
-	sh.mu.Lock()
-	h := sh.lookupLocked(hash, key)
-	if h == nil && len(m.rt.reqs) == 0 {
-		// Fast path: nobody holds or wants key and no range lock exists.
-		h = sh.newHeadLocked(hash, key)
-		m.grantNewPointLocked(sh, h, txn, mode)
-		sh.mu.Unlock()
-		return nil
-	}
-	if h == nil {
-		h = sh.newHeadLocked(hash, key)
-	}
-	mine := h.holderOf(txn)
-	if (mine != nil && mine.mode.covers(mode)) || m.rangeCoversLocked(txn, key, nil, false, mode) {
-		sh.maybeFreeHeadLocked(h)
-		sh.mu.Unlock()
-		return nil // re-entrant
-	}
-	probe := request{txn: txn, mode: mode, head: h, seq: math.MaxUint64, pos: math.MaxUint64,
-		upgrade: mine != nil || m.rangeTouchesLocked(txn, key, nil, false)}
-	prev := h.queueTail(probe.upgrade)
-	probe.prevX = nearestX(prev)
-	edges := m.probeEdgesLocked(&probe, prev, p)
-	if len(edges) == 0 {
-		rescan := m.grantProbeLocked(&probe, mine)
-		sh.mu.Unlock()
-		if rescan {
-			m.rescanRanges()
+// lookupLocked finds the lock head of key.
+func (sh *shard) lookupLocked(h uint64, key []byte) *lockHead {
+	for x := sh.mu.heads[h]; x != nil; x = x.hnext {
+		if bytes.Equal(x.key, key) {
+			return x
 		}
-		return nil
 	}
-	if p != Block {
-		err := m.refusalLocked(p, &probe, edges)
-		sh.maybeFreeHeadLocked(h)
-		sh.mu.Unlock()
-		return m.refused(p, err)
-	}
-	if err := ctx.Err(); err != nil {
-		sh.maybeFreeHeadLocked(h)
-		sh.mu.Unlock()
-		return err
-	}
-	r, rescan := m.enqueuePointLocked(&probe, prev, edges)
-	var note *waitNote
-	if r != nil {
-		note = m.noteWaitLocked(r)
-	}
-	sh.mu.Unlock()
-	if r == nil {
-		return ErrAlreadyWaiting
-	}
-	if rescan {
-		m.rescanRanges()
-	}
-	return m.block(ctx, r, timeout, note)
+	return nil
 }
 
-// probeEdgesLocked computes, into the shard's scratch, the edges of a
-// request about to queue behind prev. Either kind is empty exactly when
-// the request is grantable: a wait needs only the graph's edges, a refusal
-// under policy p names every blocker.
-func (m *Manager) probeEdgesLocked(probe, prev *request, p WaitPolicy) []deadlock.Edge {
-	sh := probe.head.sh
-	var edges []deadlock.Edge
-	if p == Block {
-		edges = m.pointEdgesLocked(probe, prev, sh.mu.edges[:0])
+// newHeadLocked creates (or recycles) the head of key and links it in.
+func (sh *shard) newHeadLocked(h uint64, key []byte) *lockHead {
+	var x *lockHead
+	if n := len(sh.mu.freeHeads); n > 0 {
+		x = sh.mu.freeHeads[n-1]
+		sh.mu.freeHeads = sh.mu.freeHeads[:n-1]
 	} else {
-		edges = m.pointBlockersLocked(probe, prev, sh.mu.edges[:0])
+		x = &lockHead{sh: sh}
 	}
-	sh.mu.edges = edges[:0]
-	return edges
+	x.hash = h
+	x.key = append(x.key[:0], key...)
+	x.hnext = sh.mu.heads[h]
+	sh.mu.heads[h] = x
+	if n := len(sh.mu.heads); n > sh.mu.peak {
+		sh.mu.peak = n
+	}
+	return x
 }
 
-// grantProbeLocked grants probe at once: an in-place upgrade of mine, or a
-// new holder. An upgrade may have gone ahead of queued requests; those that
-// conflict with it now wait for it as a holder, so their edges change. It
-// reports whether range waiters must be re-examined (the probe went ahead
-// of one).
-func (m *Manager) grantProbeLocked(probe, mine *request) bool {
-	h := probe.head
-	rescan := m.rt.waiting > 0 && m.passedRangeWaiterLocked(probe)
-	if mine != nil {
-		mine.mode = probe.mode
-	} else {
-		m.grantNewPointLocked(h.sh, h, probe.txn, probe.mode)
+// maybeFreeHeadLocked unlinks and recycles x once nobody holds or waits.
+func (sh *shard) maybeFreeHeadLocked(x *lockHead) {
+	if x.holders.head != nil || x.waiters.head != nil {
+		return
 	}
-	if probe.upgrade && h.waiters.head != nil {
-		m.refreshHeadLocked(h, h.waiters.head, false)
-	}
-	return rescan
-}
-
-// enqueuePointLocked queues a waiting copy of probe behind prev, with the
-// out-edges computed for the probe. It returns nil if the transaction
-// already waits for something else, and whether range waiters must be
-// re-examined (the request went ahead of one).
-func (m *Manager) enqueuePointLocked(probe, prev *request, edges []deadlock.Edge) (*request, bool) {
-	h := probe.head
-	r := &request{txn: probe.txn, mode: probe.mode, head: h, upgrade: probe.upgrade, prevX: probe.prevX,
-		state: stateWaiting, ready: make(chan struct{})}
-	r.seq = m.seq.Add(1)
-	r.pos = r.seq << posShift
-	r.since = time.Now()
-	r.queued = r.since
-	if !m.registerWait(r, edges) {
-		h.sh.maybeFreeHeadLocked(h)
-		return nil, false
-	}
-	h.waiters.insertAfter(prev, r)
-	if r.next != nil {
-		// An upgrade went ahead of waiters; those that conflict with it gain
-		// an edge to txn. Cycles through those edges run through txn, so the
-		// immediate search still finds them once the edges are in.
-		m.refreshHeadLocked(h, r.next, false)
-	}
-	// Counted before the shard unlocks: whoever sees the request queued
-	// (Locks, WaitingOn) sees it in Stats().Waits too. Counted after, a
-	// test reading Waits once it saw the waiter could see the count move
-	// later, while nothing new waited.
-	m.stats.waits.Add(1)
-	return r, m.rt.waiting > 0 && m.passedRangeWaiterLocked(r)
-}
-
-// grantNewPointLocked makes txn a holder of h.
-func (m *Manager) grantNewPointLocked(sh *shard, h *lockHead, txn uint64, mode Mode) {
-	r := sh.newRequestLocked(txn, mode)
-	r.head, r.state = h, stateGranted // no clock read: Since stays zero (see LockInfo)
-	h.holders.pushBack(r)
-	m.addHeld(r)
-}
-
-// registerWait adds r's node and out-edges to the wait-for graph. It fails
-// if the transaction already waits for something else.
-func (m *Manager) registerWait(r *request, edges []deadlock.Edge) bool {
-	m.graph.Lock()
-	defer m.graph.Unlock()
-	if _, busy := m.graph.WaitingOnLocked(r.txn); busy {
-		return false
-	}
-	m.graph.SetWaitsLocked(r.txn, r, edges)
-	return true
-}
-
-// afterEnqueue runs the immediate deadlock search from a new waiter.
-func (m *Manager) afterEnqueue(txn uint64) {
-	if m.opts.Detection == deadlock.Immediate {
-		m.detect(txn)
-	}
-}
-
-// pointEdgesLocked appends the wait-for edges of point request w, queued
-// right behind prev in its key's queue (w.prevX == nearestX(prev)):
-//
-//   - to the conflicting requests queued ahead of it, back to the nearest
-//     exclusive one (queueEdgesLocked);
-//   - only if no exclusive request is queued ahead of it: hard edges to the
-//     other transactions holding a conflicting lock on the key or a granted
-//     range covering it;
-//   - soft edges to conflicting range requests queued ahead of it.
-//
-// No edges means w is grantable. Every blocker left out stays reachable
-// through the edges kept (see the package doc, "Edges").
-func (m *Manager) pointEdgesLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
-	dst = m.queueEdgesLocked(w, prev, dst)
-	front := w.prevX == nil
-	if front {
-		dst = m.holderEdgesLocked(w, dst)
-	}
-	if len(m.rt.reqs) > 0 {
-		dst = m.rangeEdgesOfPointLocked(w, front, dst)
-	}
-	return dst
-}
-
-// pointBlockersLocked is pointEdgesLocked with every conflicting holder,
-// for the error that names whom a refused or timed-out request waited for.
-func (m *Manager) pointBlockersLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
-	dst = m.holderEdgesLocked(w, dst)
-	dst = m.queueEdgesLocked(w, prev, dst)
-	if len(m.rt.reqs) > 0 {
-		dst = m.rangeEdgesOfPointLocked(w, true, dst)
-	}
-	return dst
-}
-
-// queueEdgesLocked appends w's edges to the point requests queued ahead of
-// it that it conflicts with, prev being the last request ahead: a shared
-// request waits for the nearest exclusive one (w.prevX); an exclusive
-// request for every request back to and including the nearest exclusive
-// one.
-func (m *Manager) queueEdgesLocked(w, prev *request, dst []deadlock.Edge) []deadlock.Edge {
-	if !w.mode.conflictsWithAll() {
-		if w.prevX != nil {
-			dst = append(dst, m.queueEdgeLocked(w, w.prevX))
-		}
-		return dst
-	}
-	for x := prev; x != nil; x = x.prev {
-		dst = append(dst, m.queueEdgeLocked(w, x))
-		if x.mode.conflictsWithAll() {
-			break
-		}
-	}
-	return dst
-}
-
-// queueEdgeLocked is the edge from w to x, queued ahead of it: hard if x's
-// transaction also holds a lock on the key that conflicts with w (x is an
-// upgrade), soft otherwise.
-func (m *Manager) queueEdgeLocked(w, x *request) deadlock.Edge {
-	hard := x.upgrade && m.holdsConflictingLocked(x.txn, w.head, w.mode)
-	return deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: !hard}
-}
-
-// holdsConflictingLocked reports whether txn holds a lock conflicting with
-// mode on h's key, itself or through a granted range covering it.
-func (m *Manager) holdsConflictingLocked(txn uint64, h *lockHead, mode Mode) bool {
-	if r := h.holderOf(txn); r != nil && Conflicts(r.mode, mode) {
-		return true
-	}
-	for _, x := range m.rt.reqs {
-		if x.txn == txn && x.state == stateGranted && Conflicts(x.mode, mode) && inRange(h.key, x.key, x.end) {
-			return true
-		}
-	}
-	return false
-}
-
-// holderEdgesLocked appends hard edges from point request w to the other
-// transactions holding conflicting locks on its key.
-func (m *Manager) holderEdgesLocked(w *request, dst []deadlock.Edge) []deadlock.Edge {
-	for x := w.head.holders.head; x != nil; x = x.next {
-		if x.txn != w.txn && Conflicts(x.mode, w.mode) {
-			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
-		}
-	}
-	return dst
-}
-
-// refreshHeadLocked re-examines h's queue from waiter `from` on, after a
-// holder left or changed (from is the head) or a waiter just before `from`
-// arrived or left: in queue order it grants every waiter that has no edge
-// left and gives the others their new edges, in one graph update.
-//
-// Unless full, it stops after the first exclusive waiter that still waits:
-// the edges of a request behind it lead only to requests at or after that
-// waiter, and it has no holder edges, so they did not change. Releasing a
-// key with N exclusive waiters thus grants the first and re-links the
-// second, in O(1). full is for range changes, which touch every waiter.
-func (m *Manager) refreshHeadLocked(h *lockHead, from *request, full bool) {
-	sh := h.sh
-	edges, waits, grants := sh.mu.edges[:0], sh.mu.waits[:0], sh.mu.grants[:0]
-	for w := from; w != nil; {
-		next := w.next
-		w.prevX = nearestX(w.prev)
-		lo := len(edges)
-		edges = m.pointEdgesLocked(w, w.prev, edges)
-		if len(edges) == lo {
-			m.grantWaiterLocked(h, w)
-			grants = append(grants, w)
+	p := sh.mu.heads[x.hash]
+	if p == x {
+		if x.hnext == nil {
+			delete(sh.mu.heads, x.hash)
 		} else {
-			waits = append(waits, waitUpdate{r: w, lo: lo, hi: len(edges)})
-			if !full && w.mode.conflictsWithAll() {
-				break
-			}
+			sh.mu.heads[x.hash] = x.hnext
 		}
-		w = next
-	}
-	m.graph.Lock()
-	for _, g := range grants {
-		m.graph.RemoveLocked(g.txn)
-	}
-	for _, u := range waits {
-		m.graph.SetWaitsLocked(u.r.txn, u.r, edges[u.lo:u.hi])
-	}
-	m.graph.Unlock()
-	for _, g := range grants {
-		m.handOff(g)
-	}
-	if f := m.hooks.refreshed; f != nil {
-		f(len(waits) + len(grants))
-	}
-	clear(grants)
-	clear(waits)
-	sh.keepScratchLocked(edges, waits, grants)
-}
-
-// grantWaiterLocked moves waiting w to h's holders (or folds an upgrade into
-// the transaction's existing holder). The caller updates the graph and then
-// calls handOff.
-func (m *Manager) grantWaiterLocked(h *lockHead, w *request) {
-	h.waiters.remove(w)
-	w.prevX = nil
-	w.state, w.since = stateGranted, time.Now()
-	if w.upgrade {
-		if mine := h.holderOf(w.txn); mine != nil {
-			if !mine.mode.covers(w.mode) {
-				mine.mode = w.mode
-			}
-			w.merged = true
-			return
+	} else {
+		for p.hnext != x {
+			p = p.hnext
 		}
+		p.hnext = x.hnext
 	}
-	h.holders.pushBack(w)
+	x.hnext = nil
+	if cap(x.key) > maxKeptKey {
+		x.key = nil // a peak of large keys must not stay pinned by the free list
+	}
+	if len(sh.mu.freeHeads) < maxFree {
+		sh.mu.freeHeads = append(sh.mu.freeHeads, x)
+	}
+	if len(sh.mu.heads) == 0 && sh.mu.peak > shrinkAbove {
+		sh.mu.heads, sh.mu.peak = make(map[uint64]*lockHead), 0 // a Go map keeps its largest buckets
+	}
 }
 
-// handOff completes a grant made under the lock: the request joins its
-// transaction's held list and its waiter is woken. The waiter already holds
-// the lock; waking it only tells it so.
-func (m *Manager) handOff(g *request) {
-	if !g.merged {
-		m.addHeld(g)
+func (sh *shard) newRequestLocked(txn uint64, mode Mode) *request {
+	var r *request
+	if n := len(sh.mu.freeReqs); n > 0 {
+		r = sh.mu.freeReqs[n-1]
+		sh.mu.freeReqs = sh.mu.freeReqs[:n-1]
+	} else {
+		r = new(request)
 	}
-	close(g.ready)
+	r.txn, r.mode, r.pooled = txn, mode, true
+	return r
 }
 
-// removePointWaiterLocked takes waiting r out of its queue and the graph
-// (timeout, cancel, deadlock victim, Close) and re-examines the waiters that
-// were behind it.
-func (m *Manager) removePointWaiterLocked(r *request) {
-	h := r.head
-	next := r.next
-	h.waiters.remove(r)
-	r.prevX = nil
-	m.graph.Remove(r.txn)
-	if next != nil {
-		m.refreshHeadLocked(h, next, false)
+// freeRequestLocked recycles a released point holder that was granted on
+// the fast path. A request that waited is left to the garbage collector: its
+// waiter goroutine may still be reading it, even after a (misplaced)
+// concurrent ReleaseAll of its transaction.
+func (sh *shard) freeRequestLocked(r *request) {
+	if !r.pooled {
+		return
 	}
-	h.sh.maybeFreeHeadLocked(h)
+	*r = request{}
+	if len(sh.mu.freeReqs) < maxFree {
+		sh.mu.freeReqs = append(sh.mu.freeReqs, r)
+	}
+}
+
+// keepScratchLocked stores refreshHeadLocked's scratch slices for the next
+// use, unless a burst made them large.
+func (sh *shard) keepScratchLocked(edges []deadlock.Edge, waits []waitUpdate, grants []*request) {
+	sh.mu.edges, sh.mu.waits, sh.mu.grants = nil, nil, nil
+	if cap(edges) <= maxScratch {
+		sh.mu.edges = edges[:0]
+	}
+	if cap(waits) <= maxScratch {
+		sh.mu.waits = waits[:0]
+	}
+	if cap(grants) <= maxScratch {
+		sh.mu.grants = grants[:0]
+	}
 }

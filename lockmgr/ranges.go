@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"hash/maphash"
 	"math"
 	"slices"
 	"time"
@@ -21,8 +20,6 @@ type rangeTable struct {
 	reqs    []*request // arrival order
 	waiting int        // number of waiting entries in reqs
 }
-
-func hashKey(seed maphash.Seed, key []byte) uint64 { return maphash.Bytes(seed, key) }
 
 // touches reports whether range request x covers point key (isRange false)
 // or overlaps the range [key,end).
@@ -52,6 +49,38 @@ func (m *Manager) rangeCoversLocked(txn uint64, key, end []byte, isRange bool, m
 func (m *Manager) rangeTouchesLocked(txn uint64, key, end []byte, isRange bool) bool {
 	for _, x := range m.rt.reqs {
 		if x.txn == txn && x.state == stateGranted && x.touches(key, end, isRange) {
+			return true
+		}
+	}
+	return false
+}
+
+// rangeEdgesOfPointLocked appends the edges from point request w to range
+// requests covering its key: soft to conflicting waiting ranges queued
+// ahead of w and, if front (no exclusive point request is queued ahead of
+// w), hard to conflicting granted ranges.
+func (m *Manager) rangeEdgesOfPointLocked(w *request, front bool, dst []deadlock.Edge) []deadlock.Edge {
+	for _, x := range m.rt.reqs {
+		if x.txn == w.txn || !Conflicts(x.mode, w.mode) || !inRange(w.head.key, x.key, x.end) {
+			continue
+		}
+		switch {
+		case x.state == stateGranted && front:
+			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
+		case x.state == stateWaiting && m.aheadLocked(x, w):
+			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: true})
+		}
+	}
+	return dst
+}
+
+// passedRangeWaiterLocked reports whether point request w (granted at once
+// or just queued) went ahead of a conflicting range request that waits:
+// that one's edges changed.
+func (m *Manager) passedRangeWaiterLocked(w *request) bool {
+	for _, x := range m.rt.reqs {
+		if x.state == stateWaiting && x.txn != w.txn && Conflicts(x.mode, w.mode) &&
+			inRange(w.head.key, x.key, x.end) && m.aheadLocked(w, x) {
 			return true
 		}
 	}
@@ -114,36 +143,59 @@ func (m *Manager) aheadLocked(x, w *request) bool {
 	return x.before(w)
 }
 
-// rangeEdgesOfPointLocked appends the edges from point request w to range
-// requests covering its key: soft to conflicting waiting ranges queued
-// ahead of w and, if front (no exclusive point request is queued ahead of
-// w), hard to conflicting granted ranges.
-func (m *Manager) rangeEdgesOfPointLocked(w *request, front bool, dst []deadlock.Edge) []deadlock.Edge {
-	for _, x := range m.rt.reqs {
-		if x.txn == w.txn || !Conflicts(x.mode, w.mode) || !inRange(w.head.key, x.key, x.end) {
-			continue
-		}
-		switch {
-		case x.state == stateGranted && front:
-			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn})
-		case x.state == stateWaiting && m.aheadLocked(x, w):
-			dst = append(dst, deadlock.Edge{Waiter: w.txn, Holder: x.txn, Soft: true})
-		}
+// acquireRange is Acquire of a range, with every shard locked: the same
+// steps as acquirePoint, over the whole table (rangeEdgesLocked).
+func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode Mode, p WaitPolicy, timeout time.Duration) error {
+	m.lockAll()
+	if m.rangeCoversLocked(txn, t.Key, t.End, true, mode) {
+		m.unlockAll()
+		return nil // re-entrant
 	}
-	return dst
+	r := &request{txn: txn, mode: mode, key: bytes.Clone(t.Key), end: bytes.Clone(t.End),
+		isRange: true, seq: math.MaxUint64, pos: math.MaxUint64}
+	r.upgrade = m.holdsOverlapping(txn, t.Key, t.End, true)
+	edges := m.rangeEdgesLocked(r, nil)
+	if len(edges) == 0 {
+		m.rt.reqs = append(m.rt.reqs, r)
+		m.grantRangeLocked(r)
+		m.rescanPassedLocked(r)
+		m.unlockAll()
+		m.handOffRange(r)
+		return nil
+	}
+	if p != Block {
+		err := m.refusalLocked(p, r, edges)
+		m.unlockAll()
+		return m.refused(p, err)
+	}
+	if err := ctx.Err(); err != nil {
+		m.unlockAll()
+		return err
+	}
+	if !m.enqueueRangeLocked(r, edges) {
+		m.unlockAll()
+		return ErrAlreadyWaiting
+	}
+	note := m.noteWaitLocked(r)
+	m.unlockAll()
+	return m.block(ctx, r, timeout, note)
 }
 
-// passedRangeWaiterLocked reports whether point request w (granted at once
-// or just queued) went ahead of a conflicting range request that waits:
-// that one's edges changed.
-func (m *Manager) passedRangeWaiterLocked(w *request) bool {
-	for _, x := range m.rt.reqs {
-		if x.state == stateWaiting && x.txn != w.txn && Conflicts(x.mode, w.mode) &&
-			inRange(w.head.key, x.key, x.end) && m.aheadLocked(w, x) {
-			return true
-		}
+// enqueueRangeLocked queues range request r, with the out-edges computed
+// for it, and re-examines the waiters it went ahead of. It fails if the
+// transaction already waits for something else. Needs every shard.
+func (m *Manager) enqueueRangeLocked(r *request, edges []deadlock.Edge) bool {
+	r.state, r.seq, r.since, r.ready = stateWaiting, m.seq.Add(1), time.Now(), make(chan struct{})
+	r.pos = r.seq << posShift
+	r.queued = r.since
+	if !m.registerWait(r, edges) {
+		return false
 	}
-	return false
+	m.rt.reqs = append(m.rt.reqs, r)
+	m.rt.waiting++
+	m.rescanPassedLocked(r)
+	m.stats.waits.Add(1) // before the request is visible: see enqueuePointLocked
+	return true
 }
 
 // forEachHeadLocked calls fn for every point lock head. Needs every shard.
@@ -191,49 +243,6 @@ func (m *Manager) rangeEdgesLocked(w *request, dst []deadlock.Edge) []deadlock.E
 	return dst
 }
 
-func (m *Manager) acquireRange(ctx context.Context, txn uint64, t Target, mode Mode, p WaitPolicy, timeout time.Duration) error {
-	m.lockAll()
-	if m.rangeCoversLocked(txn, t.Key, t.End, true, mode) {
-		m.unlockAll()
-		return nil // re-entrant
-	}
-	r := &request{txn: txn, mode: mode, key: bytes.Clone(t.Key), end: bytes.Clone(t.End),
-		isRange: true, seq: math.MaxUint64, pos: math.MaxUint64}
-	r.upgrade = m.holdsOverlapping(txn, t.Key, t.End, true)
-	edges := m.rangeEdgesLocked(r, nil)
-	if len(edges) == 0 {
-		m.rt.reqs = append(m.rt.reqs, r)
-		m.grantRangeLocked(r)
-		m.rescanPassedLocked(r)
-		m.unlockAll()
-		m.handOffRange(r)
-		return nil
-	}
-	if p != Block {
-		err := m.refusalLocked(p, r, edges)
-		m.unlockAll()
-		return m.refused(p, err)
-	}
-	if err := ctx.Err(); err != nil {
-		m.unlockAll()
-		return err
-	}
-	r.state, r.seq, r.since, r.ready = stateWaiting, m.seq.Add(1), time.Now(), make(chan struct{})
-	r.pos = r.seq << posShift
-	r.queued = r.since
-	if !m.registerWait(r, edges) {
-		m.unlockAll()
-		return ErrAlreadyWaiting
-	}
-	m.rt.reqs = append(m.rt.reqs, r)
-	m.rt.waiting++
-	m.rescanPassedLocked(r)
-	m.stats.waits.Add(1) // before the request is visible: see enqueuePointLocked
-	note := m.noteWaitLocked(r)
-	m.unlockAll()
-	return m.block(ctx, r, timeout, note)
-}
-
 // rescanPassedLocked re-examines the waiters a new range request r (just
 // granted, or queued) may have gone ahead of, whose edges then changed:
 // point waiters inside r only if r's transaction holds something inside r
@@ -277,13 +286,6 @@ func (m *Manager) handOffRange(r *request) {
 	if r.ready != nil {
 		close(r.ready)
 	}
-}
-
-// removeRangeWaiterLocked takes waiting r out of the table and the graph.
-func (m *Manager) removeRangeWaiterLocked(r *request) {
-	m.rt.reqs = slices.DeleteFunc(m.rt.reqs, func(y *request) bool { return y == r })
-	m.rt.waiting--
-	m.graph.Remove(r.txn)
 }
 
 // releaseRangesLocked drops every granted range of txn.

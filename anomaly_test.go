@@ -54,7 +54,7 @@ func serializableModes() []mode {
 // as MOCC (optimistic, cold keys unlocked) rather than as pure 2PL.
 func anomalyOptions() *txkv.Options {
 	o := txkv.DefaultOptions()
-	o.LockTimeout = -1
+	o.LockTimeout = txkv.Forever
 	return o
 }
 

@@ -30,11 +30,7 @@ type DB struct {
 // a growing database rarely has to extend and re-map the file. The space is
 // reused as data arrives; a checkpoint never shrinks the file.
 func Open(path string, opts *Options) (*DB, error) {
-	cfg, err := opts.config()
-	if err != nil {
-		return nil, err
-	}
-	e, err := txn.Open(path, cfg)
+	e, err := txn.Open(path, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func wantCrossingBrokenOnce(t *testing.T, db *txkv.DB, sc *sched, t1, t2 *sessio
 // Immediate: T2's request finds the cycle itself; the victim is chosen at
 // once, with no timeout (there is none) and no sweep (there is none).
 func TestDeadlockDetectionImmediate(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1, DeadlockDetection: txkv.DeadlockImmediate})
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever, DeadlockDetection: txkv.DeadlockImmediate})
 	sc, t1, t2 := crossing(t, db)
 	wantCrossingBrokenOnce(t, db, sc, t1, t2)
 }
@@ -72,7 +72,7 @@ func TestDeadlockDetectionImmediate(t *testing.T) {
 // Periodic with a short interval: nobody searches at request time; the
 // sweep finds the cycle and breaks it, with no lock timeout to help.
 func TestDeadlockDetectionPeriodic(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1, DeadlockDetection: txkv.DeadlockPeriodic,
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever, DeadlockDetection: txkv.DeadlockPeriodic,
 		DeadlockInterval: 10 * time.Millisecond})
 	sc, t1, t2 := crossing(t, db)
 	wantCrossingBrokenOnce(t, db, sc, t1, t2)
@@ -84,7 +84,7 @@ func TestDeadlockDetectionPeriodic(t *testing.T) {
 // one released the lock the other waited for first — with the lock. This is
 // the contrast that shows Periodic's victim above came from the sweep.
 func TestDeadlockDetectionPeriodicWaitsForTheSweep(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1, DeadlockDetection: txkv.DeadlockPeriodic,
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever, DeadlockDetection: txkv.DeadlockPeriodic,
 		DeadlockInterval: time.Hour})
 	sc, t1, t2 := crossing(t, db)
 	t2.mustBlock("X(a)")

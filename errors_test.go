@@ -334,7 +334,7 @@ func TestCloseDuringOpenTransaction(t *testing.T) {
 // Close ends a lock wait: a transaction blocked on another's lock gets
 // ErrClosed instead of waiting out its timeout.
 func TestCloseEndsLockWait(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1}) // wait forever
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever}) // wait forever
 	holder := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
 	if err := holder.Put([]byte("k"), []byte("h")); err != nil {
 		t.Fatal(err)
@@ -395,7 +395,7 @@ func TestInvalidOptions(t *testing.T) {
 	for name, o := range map[string]*txkv.Options{
 		"nil":            nil,
 		"DefaultOptions": txkv.DefaultOptions(),
-		"LockTimeout -1": {LockTimeout: -1},
+		"LockTimeout -1": {LockTimeout: txkv.Forever},
 		"AdaptiveNever":  {AdaptiveThreshold: txkv.AdaptiveNever},
 		"periodic":       {DeadlockDetection: txkv.DeadlockPeriodic, DeadlockInterval: 1 << 20},
 	} {
@@ -498,7 +498,7 @@ func TestCancelDuringTransaction(t *testing.T) {
 // Cancelling the ctx ends a lock wait with the ctx's error, leaves no trace
 // in the lock table, and the holder is unaffected.
 func TestCancelEndsLockWait(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1})
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 	holder := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
 	defer func() { _ = holder.Rollback() }()
 	if err := holder.Put([]byte("k"), []byte("h")); err != nil {

@@ -1,7 +1,6 @@
 package txkv
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/txkv/txkv/deadlock"
@@ -90,7 +89,7 @@ type RetryPolicy = txn.RetryPolicy
 //	Strategy    Strategy
 //	Isolation   Isolation
 //	ReadOnly    bool
-//	LockTimeout time.Duration // 0 = the DB default; < 0 = wait forever
+//	LockTimeout time.Duration // 0 = the DB default; Forever = no bound
 //	Retry       *RetryPolicy  // Update only; nil = the DB default
 //	Label       string        // shown in Locks(), deadlock reports and Stats
 type TxOptions = txn.TxOptions
@@ -104,9 +103,16 @@ func NoWait() LockOption { return txn.NoWait() }
 // SkipLocked: ScanForUpdate skips rows whose lock is not free now (SELECT … SKIP LOCKED).
 func SkipLocked() LockOption { return txn.SkipLocked() }
 
-// WaitTimeout bounds one request's wait (ErrLockTimeout): 0 does not wait
-// (ErrLockTimeout if the lock is not free now), negative waits forever.
+// WaitTimeout bounds one request's wait (ErrLockTimeout): d > 0 waits at most d, 0 does not
+// wait (ErrLockTimeout at once if the lock is not free now; never queued), Forever waits
+// without a bound.
 func WaitTimeout(d time.Duration) LockOption { return txn.WaitTimeout(d) }
+
+// Forever is the wait bound without a bound (Options.LockTimeout, TxOptions.LockTimeout,
+// WaitTimeout). One convention for every wait bound: > 0 waits at most that long, 0 does not
+// wait, Forever waits without a timer — except that a zero field of Options or TxOptions
+// means its default.
+const Forever = txn.Forever
 
 // The two ends of AdaptiveThreshold, MOCC's test oracle: AdaptiveNever never locks at read
 // time (Adaptive is exactly Optimistic), AdaptiveAlways locks every read (exactly
@@ -131,67 +137,46 @@ const (
 )
 
 // Options configure a DB. A nil *Options means DefaultOptions(); Open copies
-// and validates the options, and fills zero fields with their defaults: the
+// and validates the options, and fills every zero field with its default: the
 // zero Options is the default configuration.
-type Options struct {
-	Strategy          Strategy      // default Optimistic
-	Isolation         Isolation     // default Serializable
-	LockTimeout       time.Duration // default 5s; negative: wait forever
-	DeadlockDetection DeadlockMode  // default DeadlockImmediate
-	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
-	DeadlockVictim    VictimPolicy  // which member of a cycle is aborted; default VictimYoungest
-	// AdaptiveThreshold is the key temperature at which Adaptive locks at
-	// read time; default 4. AdaptiveAlways locks every read (pure 2PL),
-	// AdaptiveNever none (pure OCC).
-	AdaptiveThreshold int
-	Sync              SyncMode     // default SyncAlways
-	Retry             *RetryPolicy // Update's default; nil: 10 attempts, 50µs..10ms full jitter
-	CheckpointBytes   int64        // checkpoint when the log exceeds this; default 64 MiB
-	MemtableBytes     int64        // checkpoint when the memtable exceeds this; default 256 MiB
-	MaxKeySize        int          // default and maximum 32 KiB (bbolt's key limit)
-	MaxValueSize      int          // default 16 MiB
-	Logger            *slog.Logger // default: discard
+//
+// Fields (txn.Options):
+//
+//	Strategy          Strategy      // default Optimistic
+//	Isolation         Isolation     // default Serializable
+//	LockTimeout       time.Duration // default 5s; Forever: no bound
+//	DeadlockDetection DeadlockMode  // default DeadlockImmediate
+//	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
+//	DeadlockVictim    VictimPolicy  // which member of a cycle is aborted; default VictimYoungest
+//	// AdaptiveThreshold is the key temperature at which Adaptive locks at
+//	// read time; default 4. AdaptiveAlways locks every read (pure 2PL),
+//	// AdaptiveNever none (pure OCC).
+//	AdaptiveThreshold int
+//	Sync              SyncMode     // default SyncAlways
+//	Retry             *RetryPolicy // Update's default; nil: 10 attempts, 50µs..10ms full jitter
+//	CheckpointBytes   int64        // checkpoint when the log exceeds this; default 64 MiB
+//	MemtableBytes     int64        // checkpoint when the memtable exceeds this; default 256 MiB
+//	MaxKeySize        int          // default and maximum 32 KiB (bbolt's key limit)
+//	MaxValueSize      int          // default 16 MiB
+//	Logger            *slog.Logger // default: discard
+//	// Watch keeps recent commits for change streams. WatchRingEvents and
+//	// WatchRingBytes bound the in-memory ring of recent commits (default
+//	// 8192 events, 32 MiB of keys and values): the whole history an
+//	// in-memory DB can replay, and a file DB's cache in front of its log.
+//	// WatchRetainRecords and WatchRetainBytes keep that much of a file DB's
+//	// log behind each checkpoint, so watchers can resume from older
+//	// versions, also after a restart (default 10,000 records, no byte
+//	// minimum; WatchRetainRecords < 0 keeps none). Older versions give
+//	// ErrCompacted.
+//	WatchRingEvents    int
+//	WatchRingBytes     int64
+//	WatchRetainRecords int
+//	WatchRetainBytes   int64
+//	// BeforeLogCommit, if set, runs inside every log batch's bbolt
+//	// transaction just before it commits; an error fails the batch as a
+//	// failed fsync would. A fault-injection seam for tests.
+//	BeforeLogCommit func() error
+type Options = txn.Options
 
-	// Watch keeps recent commits for change streams. WatchRingEvents and WatchRingBytes
-	// bound the in-memory ring of recent commits (default 8192 events, 32 MiB of keys and
-	// values): the whole history an in-memory DB can replay, and a file DB's cache in front
-	// of its log. WatchRetainRecords and WatchRetainBytes keep that much of a file DB's log
-	// behind each checkpoint, so watchers can resume from older versions, also after a
-	// restart (default 10,000 records, no byte minimum; WatchRetainRecords < 0 keeps none).
-	// Older versions give ErrCompacted.
-	WatchRingEvents    int
-	WatchRingBytes     int64
-	WatchRetainRecords int
-	WatchRetainBytes   int64
-
-	// BeforeLogCommit, if set, runs inside every log batch's bbolt
-	// transaction just before it commits; an error fails the batch as a
-	// failed fsync would. A fault-injection seam for tests.
-	BeforeLogCommit func() error
-}
-
-// DefaultOptions returns the defaults, ready to modify.
-func DefaultOptions() *Options {
-	return &Options{AdaptiveThreshold: txn.DefaultAdaptiveThreshold}
-}
-
-func (o *Options) config() (txn.Config, error) {
-	if o == nil {
-		o = DefaultOptions()
-	}
-	c := txn.Config{
-		Strategy: o.Strategy, Isolation: o.Isolation, LockTimeout: o.LockTimeout,
-		DeadlockMode: o.DeadlockDetection, DeadlockInterval: o.DeadlockInterval, DeadlockVictim: o.DeadlockVictim,
-		AdaptiveThreshold: o.AdaptiveThreshold, Sync: o.Sync,
-		CheckpointBytes: o.CheckpointBytes, MemtableBytes: o.MemtableBytes,
-		MaxKeySize: o.MaxKeySize, MaxValueSize: o.MaxValueSize, Logger: o.Logger,
-		BeforeLogCommit: o.BeforeLogCommit,
-		WatchRingEvents: o.WatchRingEvents, WatchRingBytes: o.WatchRingBytes,
-		WatchRetainRecords: o.WatchRetainRecords, WatchRetainBytes: o.WatchRetainBytes,
-	}
-	if o.Retry != nil {
-		c.Retry = *o.Retry
-	}
-	c.EnsureDefaults()
-	return c, c.Validate()
-}
+// DefaultOptions returns the defaults, every field filled in, ready to modify.
+func DefaultOptions() *Options { return txn.DefaultOptions() }

@@ -30,7 +30,7 @@ import (
 // (grant, deadlock, NOWAIT) end a wait; a hang is caught by sched's limit.
 func specOptions() *txkv.Options {
 	o := txkv.DefaultOptions()
-	o.LockTimeout = -1
+	o.LockTimeout = txkv.Forever
 	return o
 }
 
@@ -872,7 +872,7 @@ func testSpecUpgradeAhead(t *testing.T, m mode) {
 
 // WaitTimeout(0) bounds the wait to zero: a lock not free now fails with
 // ErrLockTimeout at once (architecture §2: WaitTimeout(d) bounds one request's
-// wait; only a negative d waits forever). It must not fall back to "no
+// wait; only Forever waits without a bound). It must not fall back to "no
 // timer" and wait forever — past even the DB's LockTimeout.
 func TestWaitTimeoutZeroDoesNotWait(t *testing.T) {
 	db := openMem(t, &txkv.Options{LockTimeout: time.Hour})

@@ -18,7 +18,7 @@ import (
 // A read-only transaction never waits: a writer's exclusive lock does not
 // block View, which reads the last committed value.
 func TestViewDoesNotWaitForLocks(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1})
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 	mustPut(t, db, "k", "committed")
 	writer := mustBegin(t, db, &txkv.TxOptions{Strategy: txkv.Pessimistic})
 	defer func() { _ = writer.Rollback() }()
@@ -48,7 +48,7 @@ func TestViewDoesNotWaitForLocks(t *testing.T) {
 func TestOptimisticSerializesBeforeUncommittedPessimisticWriter(t *testing.T) {
 	for _, iso := range []txkv.Isolation{txkv.Serializable, txkv.Snapshot} {
 		t.Run(iso.String(), func(t *testing.T) {
-			db := openMem(t, &txkv.Options{LockTimeout: -1})
+			db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 			mustPut(t, db, "k", "0")
 			sc := newSched(t, db)
 			opt := sc.begin("OPT", &txkv.TxOptions{Strategy: txkv.Optimistic, Isolation: iso})
@@ -80,7 +80,7 @@ func TestOptimisticSerializesBeforeUncommittedPessimisticWriter(t *testing.T) {
 // first-updater-wins under Snapshot: the one that waited, then finds the key
 // changed since its snapshot, fails with ErrConflict.
 func TestPessimisticSnapshotFirstUpdaterWins(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1})
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 	mustPut(t, db, "k", "0")
 	sc := newSched(t, db)
 	t1 := sc.begin("T1", pessimisticSnapshot.txOptions())

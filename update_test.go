@@ -255,7 +255,7 @@ func TestUpdatePanicRollsBackAndRepanics(t *testing.T) {
 // Two pessimistic Updates lock a,b and b,a: one is the deadlock victim,
 // Update retries it, and both succeed.
 func TestUpdateRetriesDeadlockVictim(t *testing.T) {
-	db := openMem(t, &txkv.Options{LockTimeout: -1})
+	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 	mustPut(t, db, "a", "0")
 	mustPut(t, db, "b", "0")
 	var arrived sync.WaitGroup // both hold their first lock

@@ -24,9 +24,10 @@ import (
 // locks, not of waiters elsewhere in the range.
 //
 // If the request cannot be granted: NoWait and SkipLocked return a
-// *LockError matching ErrLockNotAvailable, NoWaitTimeout one matching
-// ErrLockTimeout, all without queueing; Block queues and waits. timeout <= 0
-// means no timer (ctx still applies). A wait ends with nil (the lock is
+// *LockError matching ErrLockNotAvailable without queueing; Block waits per
+// timeout (see Forever for the one convention): > 0 at most that long; 0
+// not at all — a *LockError matching ErrLockTimeout at once, never queued;
+// Forever (any negative) with no timer (ctx still applies). A wait ends with nil (the lock is
 // held: grants are handed off atomically), a *LockError matching
 // ErrLockTimeout, ctx.Err(), a *DeadlockError when txn is chosen as a
 // deadlock victim, or ErrClosed. On any error - and if Acquire panics (an
@@ -46,6 +47,9 @@ func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, 
 	if m.closed.Load() {
 		return ErrClosed
 	}
+	if p == Block && timeout == 0 {
+		p = noWaitTimeout // "wait at most 0": refuse, do not queue
+	}
 	if t.Range {
 		return m.acquireRange(ctx, txn, t, mode, p, timeout)
 	}
@@ -55,7 +59,7 @@ func (m *Manager) Acquire(ctx context.Context, txn uint64, t Target, mode Mode, 
 // acquirePoint is Acquire of one key, under the key's shard alone: the
 // fast path (nobody there, no range lock), re-entry, then the grant
 // decision (probeEdgesLocked: no edges, grant) and, when the request must
-// wait, a refusal (NoWait, SkipLocked, NoWaitTimeout) or enqueue and block.
+// wait, a refusal (NoWait, SkipLocked, a timeout of 0) or enqueue and block.
 func (m *Manager) acquirePoint(ctx context.Context, txn uint64, key []byte, mode Mode, p WaitPolicy, timeout time.Duration) error {
 	hash := hashKey(m.seed, key)
 	sh := m.shardFor(hash)
@@ -253,7 +257,7 @@ func (m *Manager) grantProbeLocked(probe, mine *request) bool {
 func (m *Manager) refusalLocked(p WaitPolicy, w *request, blockers []deadlock.Edge) *LockError {
 	key, end, isRange := w.target()
 	err := ErrLockNotAvailable
-	if p == NoWaitTimeout {
+	if p == noWaitTimeout {
 		err = ErrLockTimeout
 	}
 	return newLockError(err, w.txn, Target{Key: key, End: end, Range: isRange}, w.mode, blockers, 0)
@@ -263,7 +267,7 @@ func (m *Manager) refusalLocked(p WaitPolicy, w *request, blockers []deadlock.Ed
 // (labels live under the transaction shards' mutexes).
 func (m *Manager) refused(p WaitPolicy, err *LockError) error {
 	switch p {
-	case NoWaitTimeout:
+	case noWaitTimeout:
 		m.stats.timeouts.Add(1)
 	case SkipLocked:
 		m.stats.skipped.Add(1)

@@ -20,7 +20,7 @@ func BenchmarkAcquireReleaseUncontended(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		txn := uint64(i + 1)
-		if err := m.Acquire(ctx, txn, Point(key), Exclusive, Block, 0); err != nil {
+		if err := m.Acquire(ctx, txn, Point(key), Exclusive, Block, Forever); err != nil {
 			b.Fatal(err)
 		}
 		m.ReleaseAll(txn)
@@ -60,7 +60,7 @@ func BenchmarkAcquireReleaseParallel(b *testing.B) {
 			txn := g << 40
 			for i := 0; pb.Next(); i++ {
 				txn++
-				if err := m.Acquire(ctx, txn, Point(keys[i%len(keys)]), Exclusive, Block, 0); err != nil {
+				if err := m.Acquire(ctx, txn, Point(keys[i%len(keys)]), Exclusive, Block, Forever); err != nil {
 					b.Error(err)
 					return
 				}
@@ -107,7 +107,7 @@ func BenchmarkHotKeyEnqueue(b *testing.B) {
 			defer m.Close()
 			key := []byte("hot")
 			ctx := context.Background()
-			if err := m.Acquire(ctx, 1, Point(key), Exclusive, Block, 0); err != nil {
+			if err := m.Acquire(ctx, 1, Point(key), Exclusive, Block, Forever); err != nil {
 				b.Fatal(err)
 			}
 			var wg sync.WaitGroup
@@ -116,7 +116,7 @@ func BenchmarkHotKeyEnqueue(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_ = m.Acquire(ctx, txn, Point(key), Exclusive, Block, 0)
+					_ = m.Acquire(ctx, txn, Point(key), Exclusive, Block, Forever)
 					m.ReleaseAll(txn)
 				}()
 				waitUntilWaiting(b, m, txn)
@@ -132,7 +132,7 @@ func BenchmarkHotKeyEnqueue(b *testing.B) {
 			for range b.N {
 				cctx, cancel := context.WithCancel(ctx)
 				done := make(chan error, 1)
-				go func() { done <- m.Acquire(cctx, me, Point(key), Exclusive, Block, 0) }()
+				go func() { done <- m.Acquire(cctx, me, Point(key), Exclusive, Block, Forever) }()
 				<-parked
 				cancel()
 				if err := <-done; err != context.Canceled {
@@ -164,7 +164,7 @@ func BenchmarkDeadlockRing(b *testing.B) {
 			for b.Loop() {
 				var wg sync.WaitGroup
 				for i := range n {
-					if err := m.Acquire(ctx, base+uint64(i+1), Point(keys[i]), Exclusive, Block, 0); err != nil {
+					if err := m.Acquire(ctx, base+uint64(i+1), Point(keys[i]), Exclusive, Block, Forever); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -173,12 +173,12 @@ func BenchmarkDeadlockRing(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						_ = m.Acquire(ctx, txn, Point(keys[i+1]), Exclusive, Block, 0)
+						_ = m.Acquire(ctx, txn, Point(keys[i+1]), Exclusive, Block, Forever)
 					}()
 					waitUntilWaiting(b, m, txn)
 				}
 				last := base + uint64(n)
-				if err := m.Acquire(ctx, last, Point(keys[0]), Exclusive, Block, 0); err == nil {
+				if err := m.Acquire(ctx, last, Point(keys[0]), Exclusive, Block, Forever); err == nil {
 					b.Fatal("ring closed without a deadlock")
 				}
 				// Each release grants the previous waiter synchronously (the
@@ -214,12 +214,12 @@ func BenchmarkDrain(b *testing.B) {
 			for i := range b.N {
 				b.StopTimer()
 				holder := uint64(i*(n+1) + 1)
-				if err := m.Acquire(ctx, holder, key, Exclusive, Block, 0); err != nil {
+				if err := m.Acquire(ctx, holder, key, Exclusive, Block, Forever); err != nil {
 					b.Fatal(err)
 				}
 				for j := range n {
 					txn := holder + uint64(j+1)
-					go func() { done[j] <- m.Acquire(ctx, txn, key, Exclusive, Block, 0) }()
+					go func() { done[j] <- m.Acquire(ctx, txn, key, Exclusive, Block, Forever) }()
 					waitUntilWaiting(b, m, txn)
 				}
 				b.StartTimer()

@@ -21,15 +21,15 @@ func TestOnDeadlockPanicLeavesNoLock(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	a, b := Point([]byte("a")), Point([]byte("b"))
-	must(t, m.Acquire(ctx, 1, a, Exclusive, Block, 0))
-	must(t, m.Acquire(ctx, 2, b, Exclusive, Block, 0))
+	must(t, m.Acquire(ctx, 1, a, Exclusive, Block, Forever))
+	must(t, m.Acquire(ctx, 2, b, Exclusive, Block, Forever))
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, a, Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, a, Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 2)
 
 	recovered := func() (r any) {
 		defer func() { r = recover() }()
-		_ = m.Acquire(ctx, 1, b, Exclusive, Block, 0)
+		_ = m.Acquire(ctx, 1, b, Exclusive, Block, Forever)
 		return nil
 	}()
 	if recovered != "callback failed" {
@@ -46,9 +46,9 @@ func TestOnDeadlockPanicLeavesNoLock(t *testing.T) {
 
 	m.ReleaseAll(2) // b must go to nobody
 	wantLocks(t, m, `"a": txn 1 X granted`)
-	must(t, m.Acquire(ctx, 3, b, Exclusive, NoWait, 0))
+	must(t, m.Acquire(ctx, 3, b, Exclusive, NoWait, Forever))
 	m.ReleaseAll(1)
-	must(t, m.Acquire(ctx, 3, a, Exclusive, NoWait, 0))
+	must(t, m.Acquire(ctx, 3, a, Exclusive, NoWait, Forever))
 	m.ReleaseAll(3)
 	wantLocks(t, m)
 	if w, e := m.graph.Len(); w+e != 0 {
@@ -73,14 +73,14 @@ func TestOnDeadlockPanicVictims(t *testing.T) {
 	}})
 	defer m.Close()
 	ctx := context.Background()
-	must(t, m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0))
-	must(t, m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, 0))
+	must(t, m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever))
+	must(t, m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, Forever))
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 2)
 	func() {
 		defer func() { _ = recover() }()
-		_ = m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, 0)
+		_ = m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, Forever)
 	}()
 	mu.Lock()
 	if !slices.Equal(seen, []uint64{1}) {

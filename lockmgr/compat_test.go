@@ -49,17 +49,17 @@ func TestCompatibilityExhaustive(t *testing.T) {
 					m := New(nil)
 					defer m.Close()
 					ctx := context.Background()
-					if err := m.Acquire(ctx, 1, s.held, held, NoWait, 0); err != nil {
+					if err := m.Acquire(ctx, 1, s.held, held, NoWait, Forever); err != nil {
 						t.Fatal(err)
 					}
-					err := m.Acquire(ctx, 2, s.req, req, NoWait, 0)
+					err := m.Acquire(ctx, 2, s.req, req, NoWait, Forever)
 					want := s.overlapped && Conflicts(held, req)
 					if got := errors.Is(err, ErrLockNotAvailable); got != want || (!want && err != nil) {
 						t.Fatalf("held %v %v, requested %v %v: err %v, want conflict=%v", held, s.held, req, s.req, err, want)
 					}
 					// The same transaction never conflicts with itself.
 					m.ReleaseAll(2)
-					if err := m.Acquire(ctx, 1, s.req, req, NoWait, 0); err != nil {
+					if err := m.Acquire(ctx, 1, s.req, req, NoWait, Forever); err != nil {
 						t.Fatalf("self request: %v", err)
 					}
 				})

@@ -174,12 +174,12 @@ func (d *diffRun) step(i int) {
 		refGranted = d.ref.release(txn)
 		got, want = "ok", "ok"
 	default:
-		p := []WaitPolicy{Block, Block, Block, NoWait, SkipLocked, NoWaitTimeout}[d.rng.IntN(6)]
+		p := []WaitPolicy{Block, Block, Block, NoWait, SkipLocked, noWaitTimeout}[d.rng.IntN(6)]
 		rr, tg := d.randomReq(txn)
 		desc = fmt.Sprintf("acquire %d %s %s %s", txn, tg, rr.mode.short(), p)
 		got = d.acquire(txn, tg, rr.mode, p)
 		want = d.ref.acquire(rr, p)
-		if want == "na" && p == NoWaitTimeout {
+		if want == "na" && p == noWaitTimeout {
 			want = "timeout"
 		}
 	}
@@ -265,7 +265,11 @@ func (d *diffRun) acquire(txn uint64, tg Target, mode Mode, p WaitPolicy) string
 	d.mu.Lock()
 	d.parked[txn] = parked
 	d.mu.Unlock()
-	go func() { pd.done <- d.m.Acquire(ctx, txn, tg, mode, p, 0) }()
+	timeout := Forever
+	if p == noWaitTimeout { // as the API asks for it: Block, at most 0
+		p, timeout = Block, 0
+	}
+	go func() { pd.done <- d.m.Acquire(ctx, txn, tg, mode, p, timeout) }()
 	select {
 	case err := <-pd.done:
 		cancel()

@@ -83,12 +83,14 @@
 //     its timer or context re-takes the lock and looks at its state: granted
 //     wins (nil), otherwise it removes itself and returns the error. So a
 //     grant racing a timeout has exactly one outcome.
-//   - NoWait, SkipLocked and NoWaitTimeout apply the same test and, instead
-//     of queueing, return a *LockError naming the holders and the requests
-//     queued ahead - the edges the request would have had: no queue entry,
-//     no edge, so such a request can neither close a deadlock nor make
-//     anyone a victim. NoWaitTimeout is a lock timeout of zero: its error
-//     matches ErrLockTimeout and says the request did not wait.
+//   - NoWait, SkipLocked and a Block request with a timeout of 0 apply the
+//     same test and, instead of queueing, return a *LockError naming the
+//     holders and the requests queued ahead - the edges the request would
+//     have had: no queue entry, no edge, so such a request can neither
+//     close a deadlock nor make anyone a victim. A timeout of 0 is a lock
+//     timeout: its error matches ErrLockTimeout and says the request did
+//     not wait. (One convention for wait bounds everywhere: > 0 at most
+//     that long, 0 not at all, Forever without a bound.)
 //
 // "Ahead" is one queue order, shared by the point queues and the range
 // table: arrival, with one exception (PostgreSQL's), decided per lock.

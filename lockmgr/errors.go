@@ -128,8 +128,9 @@ func (e *DeadlockError) Is(target error) bool { return target == ErrDeadlock }
 
 // LockError details a lock request that was refused: NoWait or SkipLocked
 // found it unavailable (Err is ErrLockNotAvailable), a Block wait ran out
-// of time (Err is ErrLockTimeout), or a NoWaitTimeout request found it
-// unavailable (Err is ErrLockTimeout, Timeout is 0: it did not wait).
+// of time (Err is ErrLockTimeout), or a Block request with a timeout of 0
+// found it unavailable (Err is ErrLockTimeout, Timeout is 0: it did not
+// wait).
 // errors.Is(err, ErrLockNotAvailable) and errors.Is(err, ErrLockTimeout)
 // match it; errors.As gives the detail, as PostgreSQL's 55P03 names the
 // relation and InnoDB's lock monitor the blocking transaction. For example:

@@ -16,14 +16,14 @@ func TestLockErrorOfNoWait(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	m.SetLabel(1, "alice")
-	must(t, m.Acquire(ctx, 1, Point([]byte("k")), Shared, Block, 0))
-	must(t, m.Acquire(ctx, 3, Point([]byte("k")), Shared, Block, 0))
+	must(t, m.Acquire(ctx, 1, Point([]byte("k")), Shared, Block, Forever))
+	must(t, m.Acquire(ctx, 3, Point([]byte("k")), Shared, Block, Forever))
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, Point([]byte("k")), Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, Point([]byte("k")), Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 2)
 
 	key := []byte("k")
-	err := m.Acquire(ctx, 4, Point(key), Exclusive, NoWait, 0)
+	err := m.Acquire(ctx, 4, Point(key), Exclusive, NoWait, Forever)
 	key[0] = 'x' // the error keeps its own copy
 	var le *LockError
 	if !errors.As(err, &le) || !errors.Is(err, ErrLockNotAvailable) || errors.Is(err, ErrLockTimeout) {
@@ -50,7 +50,7 @@ func TestLockErrorOfTimeout(t *testing.T) {
 	m := New(nil)
 	defer m.Close()
 	ctx := context.Background()
-	must(t, m.Acquire(ctx, 1, Span([]byte("a"), []byte("m")), Exclusive, Block, 0))
+	must(t, m.Acquire(ctx, 1, Span([]byte("a"), []byte("m")), Exclusive, Block, Forever))
 	err := m.Acquire(ctx, 2, Point([]byte("c")), Shared, Block, 20*time.Millisecond)
 	var le *LockError
 	if !errors.As(err, &le) || !errors.Is(err, ErrLockTimeout) || errors.Is(err, ErrLockNotAvailable) {
@@ -82,8 +82,8 @@ func TestLockErrorOfNoWaitTimeout(t *testing.T) {
 	m := New(nil)
 	defer m.Close()
 	ctx := context.Background()
-	must(t, m.Acquire(ctx, 1, Point([]byte("k")), Exclusive, Block, 0))
-	err := m.Acquire(ctx, 2, Point([]byte("k")), Shared, NoWaitTimeout, 0)
+	must(t, m.Acquire(ctx, 1, Point([]byte("k")), Exclusive, Block, Forever))
+	err := m.Acquire(ctx, 2, Point([]byte("k")), Shared, Block, 0)
 	var le *LockError
 	if !errors.As(err, &le) || !errors.Is(err, ErrLockTimeout) || errors.Is(err, ErrLockNotAvailable) {
 		t.Fatalf("got %v", err)
@@ -98,8 +98,8 @@ func TestLockErrorOfNoWaitTimeout(t *testing.T) {
 	if s := m.Stats(); s.Timeouts != 1 || s.NotAvailable != 0 || s.Waits != 0 {
 		t.Fatalf("stats %+v", s)
 	}
-	if NoWaitTimeout.String() != "nowait-timeout" {
-		t.Fatal(NoWaitTimeout.String())
+	if noWaitTimeout.String() != "nowait-timeout" {
+		t.Fatal(noWaitTimeout.String())
 	}
 	wantLocks(t, m, `"k": txn 1 X granted`)
 	m.ReleaseAll(1)

@@ -16,17 +16,17 @@ import (
 func TestCloseEndsWaits(t *testing.T) {
 	m := New(nil)
 	ctx := context.Background()
-	if err := m.Acquire(ctx, 1, Point([]byte("k")), Exclusive, Block, 0); err != nil {
+	if err := m.Acquire(ctx, 1, Point([]byte("k")), Exclusive, Block, Forever); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, Point([]byte("k")), Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, Point([]byte("k")), Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 2)
 	m.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("pending wait: %v, want ErrClosed", err)
 	}
-	if err := m.Acquire(ctx, 3, Point([]byte("j")), Shared, Block, 0); !errors.Is(err, ErrClosed) {
+	if err := m.Acquire(ctx, 3, Point([]byte("j")), Shared, Block, Forever); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	m.ReleaseAll(1)
@@ -53,7 +53,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"reversed range", Span([]byte("c"), []byte("b")), Shared, Block},
 	}
 	for _, c := range cases {
-		err := m.Acquire(ctx, 1, c.t, c.mode, c.p, 0)
+		err := m.Acquire(ctx, 1, c.t, c.mode, c.p, Forever)
 		if !errors.Is(err, ErrInvalidRequest) || !strings.HasPrefix(err.Error(), "txkv: ") {
 			t.Errorf("%s: %v", c.name, err)
 		}
@@ -76,12 +76,12 @@ func TestAlreadyWaiting(t *testing.T) {
 	m := New(nil)
 	defer m.Close()
 	ctx := context.Background()
-	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0)
-	_ = m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, 0)
+	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever)
+	_ = m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, Forever)
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 2)
-	if err := m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, 0); !errors.Is(err, ErrAlreadyWaiting) {
+	if err := m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, Forever); !errors.Is(err, ErrAlreadyWaiting) {
 		t.Fatalf("second concurrent wait: %v", err)
 	}
 	m.ReleaseAll(1)
@@ -101,7 +101,7 @@ func TestGrantTimeoutRace(t *testing.T) {
 	granted, timedOut := 0, 0
 	for i := range 300 {
 		holder, waiter := uint64(2*i+1), uint64(2*i+2)
-		if err := m.Acquire(ctx, holder, key, Exclusive, Block, 0); err != nil {
+		if err := m.Acquire(ctx, holder, key, Exclusive, Block, Forever); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
@@ -144,12 +144,12 @@ func TestDeadlockErrorShape(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	m.SetLabel(2, "batch")
-	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0)
-	_ = m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, 0)
+	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever)
+	_ = m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, Forever)
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, Forever) }()
 	waitUntilWaiting(t, m, 1)
-	err := m.Acquire(ctx, 2, Point([]byte("a")), Shared, Block, 0)
+	err := m.Acquire(ctx, 2, Point([]byte("a")), Shared, Block, Forever)
 	var de *DeadlockError
 	if !errors.As(err, &de) || !errors.Is(err, ErrDeadlock) || !errors.Is(err, deadlock.ErrDeadlock) {
 		t.Fatalf("got %v", err)
@@ -182,11 +182,11 @@ func TestPeriodicSweeper(t *testing.T) {
 	m := New(&Options{Detection: deadlock.Periodic, Interval: time.Millisecond})
 	defer m.Close()
 	ctx := context.Background()
-	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0)
-	_ = m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, 0)
+	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever)
+	_ = m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, Forever)
 	errs := make(chan error, 2)
-	go func() { errs <- m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, 0) }()
-	go func() { errs <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, 0) }()
+	go func() { errs <- m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, Forever) }()
+	go func() { errs <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, Forever) }()
 	select {
 	case err := <-errs:
 		var de *DeadlockError
@@ -208,11 +208,11 @@ func TestRangeKeysAreCopied(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	start, end := []byte("b"), []byte("d")
-	if err := m.Acquire(ctx, 1, Span(start, end), Exclusive, Block, 0); err != nil {
+	if err := m.Acquire(ctx, 1, Span(start, end), Exclusive, Block, Forever); err != nil {
 		t.Fatal(err)
 	}
 	key := []byte("c")
-	if err := m.Acquire(ctx, 2, Point(key), Exclusive, NoWait, 0); !errors.Is(err, ErrLockNotAvailable) {
+	if err := m.Acquire(ctx, 2, Point(key), Exclusive, NoWait, Forever); !errors.Is(err, ErrLockNotAvailable) {
 		t.Fatalf("inside a held X range: %v", err)
 	}
 	start[0], end[0], key[0] = 'x', 'y', 'z'
@@ -245,7 +245,7 @@ func TestTimeoutKeepsHolderLabelWhenHolderLeaves(t *testing.T) {
 	ctx := context.Background()
 	m.SetLabel(1, "alpha")
 	m.SetLabel(2, "beta")
-	if err := m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, 0); err != nil {
+	if err := m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever); err != nil {
 		t.Fatal(err)
 	}
 	m.hooks.waited = func(txn uint64, err error) {

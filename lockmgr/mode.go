@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Mode is a lock mode.
@@ -104,13 +105,23 @@ const (
 	// SkipLocked is the same "try" used by scans with SKIP LOCKED: the caller
 	// skips the key on ErrLockNotAvailable. Counted apart in Stats.
 	SkipLocked
-	// NoWaitTimeout is a lock timeout of zero: exactly NoWait (never
-	// enqueued, no wait-for edge, so it can neither close a deadlock nor
-	// make anyone a victim), but the refusal is a *LockError matching
-	// ErrLockTimeout, "did not wait", counted in Stats.Timeouts. A caller
-	// whose API says "wait at most d" uses it for d == 0.
-	NoWaitTimeout
+	// noWaitTimeout is Block with a timeout of 0 (Acquire turns one into
+	// the other): exactly NoWait — never enqueued, no wait-for edge, so it
+	// can neither close a deadlock nor make anyone a victim — but the
+	// refusal is a *LockError matching ErrLockTimeout, "did not wait",
+	// counted in Stats.Timeouts.
+	noWaitTimeout
 )
+
+// Forever is the timeout that never fires: Acquire waits with no timer
+// (the context, a deadlock and Close still end the wait).
+//
+// One convention for every wait bound in txkv: d > 0 waits at most d, 0
+// does not wait (a lock not free now is refused at once with
+// ErrLockTimeout, never queued), Forever (any negative duration) waits
+// without a bound. Options structs add one rule of their own: there a zero
+// field means "the default" (Options.LockTimeout: 5 s).
+const Forever time.Duration = -1
 
 // String returns "block", "nowait", "skiplocked" or "nowait-timeout".
 func (p WaitPolicy) String() string {
@@ -121,14 +132,14 @@ func (p WaitPolicy) String() string {
 		return "nowait"
 	case SkipLocked:
 		return "skiplocked"
-	case NoWaitTimeout:
+	case noWaitTimeout:
 		return "nowait-timeout"
 	}
 	return "WaitPolicy(" + strconv.Itoa(int(p)) + ")"
 }
 
 // valid reports whether p is one of the policies above.
-func (p WaitPolicy) valid() bool { return p <= NoWaitTimeout }
+func (p WaitPolicy) valid() bool { return p <= SkipLocked }
 
 // Target is a point key or a key range [Key, End).
 type Target struct {

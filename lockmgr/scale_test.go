@@ -17,11 +17,11 @@ func TestHotKeyReleaseIsConstant(t *testing.T) {
 	defer m.Close()
 	ctx := context.Background()
 	key := Point([]byte("hot"))
-	must(t, m.Acquire(ctx, 1, key, Exclusive, Block, 0))
+	must(t, m.Acquire(ctx, 1, key, Exclusive, Block, Forever))
 	done := make([]chan error, n)
 	for i := range n {
 		done[i] = make(chan error, 1)
-		go func() { done[i] <- m.Acquire(ctx, uint64(100+i), key, Exclusive, Block, 0) }()
+		go func() { done[i] <- m.Acquire(ctx, uint64(100+i), key, Exclusive, Block, Forever) }()
 		waitUntilWaiting(t, m, uint64(100+i))
 	}
 	if w, e := m.graph.Len(); w != n || e != n {
@@ -57,13 +57,13 @@ func TestMemoryAfterPeak(t *testing.T) {
 	m := New(nil)
 	defer m.Close()
 	ctx := context.Background()
-	must(t, m.Acquire(ctx, 1, Point([]byte("warm")), Exclusive, Block, 0))
+	must(t, m.Acquire(ctx, 1, Point([]byte("warm")), Exclusive, Block, Forever))
 	m.ReleaseAll(1)
 	base := liveHeap()
 	key := make([]byte, size)
 	for i := range keys {
 		binary.BigEndian.PutUint32(key, uint32(i))
-		must(t, m.Acquire(ctx, 2, Point(key), Exclusive, Block, 0))
+		must(t, m.Acquire(ctx, 2, Point(key), Exclusive, Block, Forever))
 	}
 	peak := liveHeap()
 	m.ReleaseAll(2)

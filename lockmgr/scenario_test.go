@@ -19,7 +19,8 @@ package lockmgr
 //	        [policy=block|nowait|skiplocked|nowait-timeout] [timeout=D] [ctxtimeout=D]
 //	    Acquire a point lock on key, or a range lock on [start,end) (no end:
 //	    unbounded; start= with an empty value: from the first key). timeout is
-//	    the lock timeout, ctxtimeout a context deadline. Prints "ok", the
+//	    the lock timeout (default: none, Forever; nowait-timeout is Block with
+//	    timeout 0), ctxtimeout a context deadline. Prints "ok", the
 //	    error, or "waiting" if the request blocked; a blocked request keeps
 //	    waiting in the background.
 //	release txn=N     ReleaseAll (commit or rollback).
@@ -233,13 +234,16 @@ func (h *harness) cmdAcquire(t *testing.T, d *datadriven.TestData) string {
 			p = NoWait
 		case "skiplocked":
 			p = SkipLocked
-		case "nowait-timeout":
-			p = NoWaitTimeout
+		case "nowait-timeout": // Block with a timeout of 0, as the API spells it
+			p = noWaitTimeout
 		default:
 			t.Fatalf("%s: bad policy %q", d.Pos, s)
 		}
 	}
-	var timeout time.Duration
+	timeout := Forever
+	if p == noWaitTimeout {
+		p, timeout = Block, 0
+	}
 	if d.HasArg("timeout") {
 		timeout = durationArg(t, d, "timeout")
 	}
@@ -296,7 +300,7 @@ func (h *harness) cmdSkip(t *testing.T, d *datadriven.TestData) string {
 		if limit >= 0 && len(got) >= limit {
 			break
 		}
-		err := h.m.Acquire(context.Background(), txn, Point([]byte(k)), mode, SkipLocked, 0)
+		err := h.m.Acquire(context.Background(), txn, Point([]byte(k)), mode, SkipLocked, Forever)
 		switch {
 		case err == nil:
 			got = append(got, k)

@@ -22,7 +22,7 @@ type Stats struct {
 	Waits         uint64                 // requests that had to queue
 	WaitTime      time.Duration          // total time spent queued, over finished waits
 	WaitHistogram [NumWaitBuckets]uint64 // finished waits by duration (see WaitBuckets)
-	Timeouts      uint64                 // waits ended by the lock timeout, and NoWaitTimeout refusals
+	Timeouts      uint64                 // waits ended by the lock timeout, and refusals of requests with a timeout of 0
 	NotAvailable  uint64                 // NoWait and SkipLocked requests refused
 	Skipped       uint64                 // the SkipLocked part of NotAvailable
 	Deadlocks     uint64                 // victims aborted

@@ -60,7 +60,7 @@ func TestDeadlockStorm(t *testing.T) {
 				perm := rng.Perm(keys)[:2+rng.IntN(3)]
 				var err error
 				for _, k := range perm {
-					if err = m.Acquire(ctx, txn, Point([]byte(fmt.Sprintf("k%02d", k))), Exclusive, Block, 0); err != nil {
+					if err = m.Acquire(ctx, txn, Point([]byte(fmt.Sprintf("k%02d", k))), Exclusive, Block, Forever); err != nil {
 						break
 					}
 					runtime.Gosched() // interleave even at GOMAXPROCS=1
@@ -217,7 +217,7 @@ func retryStorm(t *testing.T, seed uint64, n int, aged bool) int {
 func runAttempt(t *testing.T, m *Manager, rng *rand.Rand, txn uint64, keys []int) bool {
 	defer m.ReleaseAll(txn)
 	for _, k := range keys {
-		err := m.Acquire(context.Background(), txn, Point([]byte(fmt.Sprintf("k%02d", k))), Exclusive, Block, 0)
+		err := m.Acquire(context.Background(), txn, Point([]byte(fmt.Sprintf("k%02d", k))), Exclusive, Block, Forever)
 		switch {
 		case err == nil:
 			runtime.Gosched() // interleave even at GOMAXPROCS=1

@@ -68,7 +68,7 @@ func timeoutBatch(tb testing.TB, m *Manager, b, batch int) []time.Duration {
 	res := make([]time.Duration, batch)
 	errs := make([]error, batch)
 	for i := range batch {
-		if err := m.Acquire(ctx, uint64(1+i), Point(fmt.Appendf(nil, "k%d", i)), Exclusive, Block, 0); err != nil {
+		if err := m.Acquire(ctx, uint64(1+i), Point(fmt.Appendf(nil, "k%d", i)), Exclusive, Block, Forever); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -116,17 +116,17 @@ func runNoWaitTrials(tb testing.TB, trials int) []time.Duration {
 	defer m.Close()
 	ctx := context.Background()
 	key := Point([]byte("k"))
-	if err := m.Acquire(ctx, 1, key, Exclusive, Block, 0); err != nil {
+	if err := m.Acquire(ctx, 1, key, Exclusive, Block, Forever); err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- m.Acquire(ctx, 2, key, Exclusive, Block, 0) }()
+	go func() { done <- m.Acquire(ctx, 2, key, Exclusive, Block, Forever) }()
 	waitUntilWaiting(tb, m, 2)
 	before := formatLocks(m.Locks())
 	lat := make([]time.Duration, trials)
 	for i := range trials {
 		start := time.Now()
-		err := m.Acquire(ctx, uint64(100+i), key, Exclusive, NoWait, 0)
+		err := m.Acquire(ctx, uint64(100+i), key, Exclusive, NoWait, Forever)
 		lat[i] = time.Since(start)
 		if !errors.Is(err, ErrLockNotAvailable) {
 			tb.Fatalf("trial %d: %v", i, err)

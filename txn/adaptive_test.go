@@ -227,7 +227,7 @@ func TestStatsSkipLockedAndVersionMismatch(t *testing.T) {
 func TestDeadlockVictimRequester(t *testing.T) {
 	c := defaultConfig(t)
 	c.DeadlockVictim = 1 // deadlock.Requester
-	c.LockTimeout = -1
+	c.LockTimeout = Forever
 	db, err := Open("", c)
 	if err != nil {
 		t.Fatal(err)

@@ -16,3 +16,7 @@ const (
 	SyncAlways = wal.SyncAlways
 	SyncNone   = wal.SyncNone
 )
+
+// VictimPolicy says which member of a deadlock cycle is aborted
+// (deadlock.VictimPolicy).
+type VictimPolicy = deadlock.VictimPolicy

@@ -10,7 +10,7 @@ import (
 )
 
 // checkpointer is the background goroutine that bounds the log and the
-// memtable (DESIGN §5). A commit that finds either over its limit kicks it;
+// memtable (docs/architecture.md §5). A commit that finds either over its limit kicks it;
 // it never runs on the commit path itself.
 //
 //	commit ──maybeKick──▶ kick (cap 1) ──▶ run(): GC; still over? then if durable:

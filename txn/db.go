@@ -23,7 +23,7 @@ import (
 // own mutex held; Close collects the active transactions shard by shard and
 // rolls them back after releasing each shard.
 type DB struct {
-	cfg   Config
+	cfg   Options // validated, defaulted: Open's copy
 	log   *wal.Log // nil for an in-memory database
 	store *mvcc.Store
 	locks *lockmgr.Manager
@@ -71,16 +71,24 @@ type DB struct {
 }
 
 // Open opens (or creates) the database at path; "" is an in-memory database
-// whose contents are lost at Close. cfg must have been defaulted and
-// validated.
-func Open(path string, cfg Config) (*DB, error) {
+// whose contents are lost at Close. It copies opts (nil: the defaults),
+// fills zero fields with their defaults and validates them.
+func Open(path string, opts *Options) (*DB, error) {
+	var cfg Options
+	if opts != nil {
+		cfg = *opts
+	}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	db := &DB{cfg: cfg, temp: steer.NewTemperature(), hot: newHotKeys(), opened: time.Now()}
 	db.closing.ctx, db.closing.cancel = context.WithCancelCause(context.Background())
 	if err := db.openStorage(path); err != nil {
 		return nil, err
 	}
 	db.locks = lockmgr.New(&lockmgr.Options{
-		Detection:  cfg.DeadlockMode,
+		Detection:  cfg.DeadlockDetection,
 		Interval:   cfg.DeadlockInterval,
 		Victim:     cfg.DeadlockVictim,
 		OnDeadlock: db.noteDeadlock,
@@ -164,8 +172,9 @@ func sameTarget(a, b lockmgr.WaitEdge) bool {
 	return a.Range == b.Range && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.End, b.End)
 }
 
-// Config returns the configuration the database runs with.
-func (db *DB) Config() Config { return db.cfg }
+// Options returns the configuration the database runs with: the options
+// given to Open, with every default filled in.
+func (db *DB) Options() Options { return db.cfg }
 
 // LastDeadlock returns the most recent deadlock report, or nil.
 func (db *DB) LastDeadlock() *lockmgr.DeadlockError { return db.lastDeadlock.Load() }
@@ -329,14 +338,12 @@ func (db *DB) checkValue(value []byte) error {
 	return nil
 }
 
-// lockTimeout resolves a transaction's lock timeout: 0 inherits the DB's;
-// negative waits forever, which lockmgr spells as 0.
+// lockTimeout resolves a transaction's lock timeout: a zero option means
+// the DB's (the options rule); everything else already speaks lockmgr's
+// convention (Forever or any negative: no bound).
 func (db *DB) lockTimeout(d time.Duration) time.Duration {
 	if d == 0 {
-		d = db.cfg.LockTimeout
-	}
-	if d < 0 {
-		return 0
+		return db.cfg.LockTimeout // never 0 itself: defaulted at Open
 	}
 	return d
 }

@@ -16,8 +16,7 @@ type LockOption func(*lockOptions)
 
 type lockOptions struct {
 	policy  lockmgr.WaitPolicy
-	timeout time.Duration
-	timed   bool
+	timeout time.Duration // lockmgr's convention: > 0, 0 (do not wait), Forever
 }
 
 // NoWait makes a lock request fail at once with ErrLockNotAvailable instead
@@ -29,11 +28,13 @@ func NoWait() LockOption { return func(o *lockOptions) { o.policy = lockmgr.NoWa
 // (SELECT … FOR UPDATE SKIP LOCKED). On a single-key request it acts as NoWait.
 func SkipLocked() LockOption { return func(o *lockOptions) { o.policy = lockmgr.SkipLocked } }
 
-// WaitTimeout bounds this request's wait (ErrLockTimeout). d == 0 does not
-// wait: a lock not free now fails at once with ErrLockTimeout (as a Go
-// timer of 0 fires at once); d < 0 waits forever.
+// WaitTimeout bounds this request's wait (ErrLockTimeout), in the one
+// convention of wait bounds (lockmgr.Forever): d > 0 waits at most d; 0
+// does not wait — a lock not free now fails at once with ErrLockTimeout,
+// never queued, so it can make nobody a deadlock victim; Forever (any
+// negative) waits without a bound.
 func WaitTimeout(d time.Duration) LockOption {
-	return func(o *lockOptions) { o.timeout, o.timed = d, true }
+	return func(o *lockOptions) { o.timeout = d }
 }
 
 func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
@@ -41,17 +42,6 @@ func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
 	for _, f := range opts {
 		if f != nil {
 			f(&o)
-		}
-	}
-	if o.timed {
-		switch {
-		case o.timeout < 0:
-			o.timeout = 0 // wait forever: lockmgr's 0 means no timer
-		case o.timeout == 0 && o.policy == lockmgr.Block:
-			// A bound of zero: granted only if free now, else ErrLockTimeout
-			// at once — never queued, so it can make nobody a deadlock
-			// victim (NoWait with the timeout's error).
-			o.policy = lockmgr.NoWaitTimeout
 		}
 	}
 	return o

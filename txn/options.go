@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/txkv/txkv/deadlock"
+	"github.com/txkv/txkv/lockmgr"
 )
 
 // Strategy is how a transaction controls concurrency (architecture §3).
@@ -116,7 +117,7 @@ func (p RetryPolicy) validate() error {
 	return nil
 }
 
-// Defaults of Config (architecture §2).
+// Defaults of Options (architecture §2).
 const (
 	DefaultLockTimeout       = 5 * time.Second
 	DefaultDeadlockInterval  = time.Second
@@ -129,34 +130,68 @@ const (
 	DefaultMemtableBytes     = 256 << 20
 )
 
-// Config is the validated, defaulted configuration of a DB. The root package
-// builds it from its Options.
-type Config struct {
-	Strategy          Strategy
-	Isolation         Isolation
-	LockTimeout       time.Duration // < 0: wait forever
-	DeadlockMode      DeadlockMode
-	DeadlockInterval  time.Duration
-	DeadlockVictim    deadlock.VictimPolicy
+// Forever is the wait bound without a bound, for Options.LockTimeout,
+// TxOptions.LockTimeout and WaitTimeout. Every wait bound in txkv follows
+// one convention (lockmgr.Forever): > 0 waits at most that long, 0 does not
+// wait, Forever waits without a timer — except that a zero field of an
+// options struct means its default.
+const Forever = lockmgr.Forever
+
+// Options configure a DB (the root package re-exports it as txkv.Options).
+// A nil *Options means the defaults; Open copies and validates the options
+// and fills every zero field with its default, so the zero Options is the
+// default configuration. This struct is the one place an option is
+// declared: its default and its check live in EnsureDefaults and Validate
+// below, and Open hands the lock manager and the log what they need (db.go).
+type Options struct {
+	Strategy          Strategy      // default Optimistic
+	Isolation         Isolation     // default Serializable
+	LockTimeout       time.Duration // default 5s; Forever: no bound
+	DeadlockDetection DeadlockMode  // default DeadlockImmediate
+	DeadlockInterval  time.Duration // DeadlockPeriodic's sweep interval; default 1s
+	DeadlockVictim    VictimPolicy  // which member of a cycle is aborted; default VictimYoungest
+	// AdaptiveThreshold is the key temperature at which Adaptive locks at
+	// read time; default 4. AdaptiveAlways locks every read (pure 2PL),
+	// AdaptiveNever none (pure OCC).
 	AdaptiveThreshold int
-	Sync              SyncMode
-	Retry             RetryPolicy
-	CheckpointBytes   int64
-	MemtableBytes     int64
-	MaxKeySize        int
-	MaxValueSize      int
-	Logger            *slog.Logger
-	// BeforeLogCommit is the fault-injection seam of the log (wal.Options.BeforeCommit).
+	Sync              SyncMode     // default SyncAlways
+	Retry             *RetryPolicy // Update's default; nil: 10 attempts, 50µs..10ms full jitter
+	CheckpointBytes   int64        // checkpoint when the log exceeds this; default 64 MiB
+	MemtableBytes     int64        // checkpoint when the memtable exceeds this; default 256 MiB
+	MaxKeySize        int          // default and maximum 32 KiB (bbolt's key limit)
+	MaxValueSize      int          // default 16 MiB
+	Logger            *slog.Logger // default: discard
+
+	// Watch keeps recent commits for change streams. WatchRingEvents and
+	// WatchRingBytes bound the in-memory ring of recent commits (default
+	// 8192 events, 32 MiB of keys and values): the whole history an
+	// in-memory DB can replay, and a file DB's cache in front of its log.
+	// WatchRetainRecords and WatchRetainBytes keep that much of a file DB's
+	// log behind each checkpoint, so watchers can resume from older
+	// versions, also after a restart (default 10,000 records, no byte
+	// minimum; WatchRetainRecords < 0 keeps none). Older versions give
+	// ErrCompacted.
+	WatchRingEvents    int
+	WatchRingBytes     int64
+	WatchRetainRecords int
+	WatchRetainBytes   int64
+
+	// BeforeLogCommit, if set, runs inside every log batch's bbolt
+	// transaction just before it commits; an error fails the batch as a
+	// failed fsync would. A fault-injection seam for tests.
 	BeforeLogCommit func() error
-	// Watch (watch.go): the ring of recent commits, and the log kept behind the checkpoint.
-	WatchRingEvents    int   // default DefaultWatchRingEvents
-	WatchRingBytes     int64 // default DefaultWatchRingBytes
-	WatchRetainRecords int   // default DefaultWatchRetainRecords; negative: none
-	WatchRetainBytes   int64 // default 0: the record count alone decides
+}
+
+// DefaultOptions returns the defaults, every field filled in, ready to
+// modify.
+func DefaultOptions() *Options {
+	o := &Options{}
+	o.EnsureDefaults()
+	return o
 }
 
 // EnsureDefaults fills zero fields with their defaults.
-func (c *Config) EnsureDefaults() {
+func (c *Options) EnsureDefaults() {
 	if c.Strategy == StrategyDefault {
 		c.Strategy = Optimistic
 	}
@@ -172,14 +207,19 @@ func (c *Config) EnsureDefaults() {
 	if c.DeadlockInterval == 0 {
 		c.DeadlockInterval = DefaultDeadlockInterval
 	}
-	c.Retry = c.Retry.withDefaults()
+	var r RetryPolicy // a copy: the caller's policy is never modified
+	if c.Retry != nil {
+		r = *c.Retry
+	}
+	r = r.withDefaults()
+	c.Retry = &r
 	c.ensureSizeDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-func (c *Config) ensureSizeDefaults() {
+func (c *Options) ensureSizeDefaults() {
 	if c.CheckpointBytes == 0 {
 		c.CheckpointBytes = DefaultCheckpointBytes
 	}
@@ -204,7 +244,7 @@ func (c *Config) ensureSizeDefaults() {
 }
 
 // Validate reports the first invalid field.
-func (c *Config) Validate() error {
+func (c *Options) Validate() error {
 	switch {
 	case !c.Strategy.valid():
 		return fmt.Errorf("%w: unknown strategy %v", ErrInvalidOption, c.Strategy)
@@ -214,13 +254,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: AdaptiveThreshold %d is below AdaptiveAlways (-1); use a positive temperature, AdaptiveAlways or AdaptiveNever", ErrInvalidOption, c.AdaptiveThreshold)
 	case !c.DeadlockVictim.Valid():
 		return fmt.Errorf("%w: unknown deadlock victim policy %v", ErrInvalidOption, c.DeadlockVictim)
-	case !c.DeadlockMode.Valid():
-		return fmt.Errorf("%w: unknown deadlock detection mode %v", ErrInvalidOption, c.DeadlockMode)
+	case !c.DeadlockDetection.Valid():
+		return fmt.Errorf("%w: unknown deadlock detection mode %v", ErrInvalidOption, c.DeadlockDetection)
 	case c.Sync != SyncAlways && c.Sync != SyncNone:
 		return fmt.Errorf("%w: unknown sync mode %v", ErrInvalidOption, c.Sync)
 	case c.DeadlockInterval < 0:
 		return fmt.Errorf("%w: DeadlockInterval must not be negative", ErrInvalidOption)
-	case c.DeadlockMode == deadlock.Periodic && c.LockTimeout > 0 && c.LockTimeout <= c.DeadlockInterval:
+	case c.DeadlockDetection == deadlock.Periodic && c.LockTimeout > 0 && c.LockTimeout <= c.DeadlockInterval:
 		// The sweep would find every deadlock only after its waits had
 		// timed out: a deadlock (retried by Update) would become a lock
 		// timeout (not retried).
@@ -243,7 +283,7 @@ type TxOptions struct {
 	Strategy    Strategy
 	Isolation   Isolation
 	ReadOnly    bool
-	LockTimeout time.Duration // 0 = the DB default; < 0 = wait forever
+	LockTimeout time.Duration // 0 = the DB default; Forever = no bound
 	Retry       *RetryPolicy  // Update only; nil = the DB default
 	Label       string        // shown in Locks(), deadlock reports and Stats
 }

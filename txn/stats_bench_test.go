@@ -67,7 +67,7 @@ func BenchmarkNoteEnd(b *testing.B) {
 // openBenchDB opens an in-memory engine with the default configuration,
 // closed when the benchmark ends.
 func openBenchDB(b *testing.B) *DB {
-	var c Config
+	c := &Options{}
 	c.EnsureDefaults()
 	db, err := Open("", c)
 	if err != nil {

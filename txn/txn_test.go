@@ -14,9 +14,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func defaultConfig(t *testing.T) Config {
+func defaultConfig(t *testing.T) *Options {
 	t.Helper()
-	var c Config
+	c := &Options{}
 	c.EnsureDefaults()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -29,26 +29,26 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Strategy != Optimistic || c.Isolation != Serializable || c.LockTimeout != DefaultLockTimeout {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if c.Retry != DefaultRetryPolicy {
+	if *c.Retry != DefaultRetryPolicy {
 		t.Fatalf("retry default %+v", c.Retry)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	bad := []func(*Config){
-		func(c *Config) { c.Strategy = Adaptive + 1 },
-		func(c *Config) { c.Isolation = Snapshot + 1 },
-		func(c *Config) { c.AdaptiveThreshold = AdaptiveAlways - 1 },
-		func(c *Config) { c.MaxKeySize = DefaultMaxKeySize + 1 },
-		func(c *Config) { c.MaxValueSize = -1 },
-		func(c *Config) { c.CheckpointBytes = -1 },
-		func(c *Config) { c.Retry.MaxAttempts = -1 },
-		func(c *Config) { c.DeadlockMode = 99 },
-		func(c *Config) { c.Sync = 99 },
+	bad := []func(*Options){
+		func(c *Options) { c.Strategy = Adaptive + 1 },
+		func(c *Options) { c.Isolation = Snapshot + 1 },
+		func(c *Options) { c.AdaptiveThreshold = AdaptiveAlways - 1 },
+		func(c *Options) { c.MaxKeySize = DefaultMaxKeySize + 1 },
+		func(c *Options) { c.MaxValueSize = -1 },
+		func(c *Options) { c.CheckpointBytes = -1 },
+		func(c *Options) { c.Retry.MaxAttempts = -1 },
+		func(c *Options) { c.DeadlockDetection = 99 },
+		func(c *Options) { c.Sync = 99 },
 	}
 	for i, mutate := range bad {
 		c := defaultConfig(t)
-		mutate(&c)
+		mutate(c)
 		if err := c.Validate(); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("case %d: Validate = %v, want ErrInvalidOption", i, err)
 		}
@@ -160,11 +160,11 @@ func TestHybridRetryLocksWhatFailedAttemptTouched(t *testing.T) {
 	}
 }
 
-// The zero Config (like the zero txkv.Options) is the default
+// The zero Options is the default
 // configuration: an Adaptive DB built without AdaptiveThreshold steers
 // between MOCC and the plain arms, it is not pinned to locking every read.
 func TestZeroAdaptiveThresholdIsTheDefault(t *testing.T) {
-	c := Config{Strategy: Adaptive}
+	c := &Options{Strategy: Adaptive}
 	c.EnsureDefaults()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

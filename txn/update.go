@@ -138,7 +138,7 @@ func (db *DB) retryPolicy(opts *TxOptions) RetryPolicy {
 	if opts != nil && opts.Retry != nil {
 		return opts.Retry.withDefaults()
 	}
-	return db.cfg.Retry
+	return *db.cfg.Retry
 }
 
 // attempt runs fn once and, when it fails retryably, says how the next

@@ -16,9 +16,9 @@ import (
 
 func openEngine(t *testing.T) *DB {
 	t.Helper()
-	var c Config
+	c := &Options{}
 	c.EnsureDefaults()
-	c.LockTimeout = -1
+	c.LockTimeout = Forever
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,16 +141,20 @@ func TestStrategyAndIsolationNames(t *testing.T) {
 	}
 }
 
-// Lock options: WaitTimeout < 0 means no timer (lockmgr's 0), SkipLocked on
-// a single key acts as NoWait, nil options are ignored, and the default is
-// the transaction's own timeout.
+// Lock options: one convention from the API to lockmgr — WaitTimeout(d)
+// reaches lockmgr unchanged (Forever or any negative: no timer; 0: do not
+// wait); SkipLocked on a single key acts as NoWait, nil options are ignored,
+// and the default is the transaction's own timeout. A zero LockTimeout
+// option is the only thing translated: it means the DB's.
 func TestLockOptionsResolution(t *testing.T) {
 	tx := &Tx{timeout: 3 * time.Second}
 	if o := tx.lockOptions(nil); o.policy != lockmgr.Block || o.timeout != 3*time.Second {
 		t.Errorf("defaults: %+v", o)
 	}
-	if o := tx.lockOptions([]LockOption{nil, WaitTimeout(-time.Second)}); o.timeout != 0 {
-		t.Errorf("WaitTimeout(-1s): timeout %v, want 0 (no timer)", o.timeout)
+	for _, d := range []time.Duration{Forever, 0, time.Millisecond} {
+		if o := tx.lockOptions([]LockOption{nil, WaitTimeout(d)}); o.timeout != d || o.policy != lockmgr.Block {
+			t.Errorf("WaitTimeout(%v): %+v, want the same bound, Block", d, o)
+		}
 	}
 	if o := tx.lockOptions([]LockOption{WaitTimeout(time.Millisecond), NoWait()}); o.policy != lockmgr.NoWait || o.timeout != time.Millisecond {
 		t.Errorf("NoWait+WaitTimeout: %+v", o)
@@ -158,15 +162,15 @@ func TestLockOptionsResolution(t *testing.T) {
 	if p := pointPolicy(tx.lockOptions([]LockOption{SkipLocked()}).policy); p != lockmgr.NoWait {
 		t.Errorf("SkipLocked on one key = %v, want NoWait", p)
 	}
-	db := &DB{cfg: Config{LockTimeout: 2 * time.Second}}
-	for in, want := range map[time.Duration]time.Duration{0: 2 * time.Second, time.Second: time.Second, -1: 0} {
+	db := &DB{cfg: Options{LockTimeout: 2 * time.Second}}
+	for in, want := range map[time.Duration]time.Duration{0: 2 * time.Second, time.Second: time.Second, Forever: Forever} {
 		if got := db.lockTimeout(in); got != want {
 			t.Errorf("lockTimeout(%v) = %v, want %v", in, got, want)
 		}
 	}
-	db.cfg.LockTimeout = -1
-	if got := db.lockTimeout(0); got != 0 {
-		t.Errorf("DB default -1 (forever): lockTimeout(0) = %v, want 0", got)
+	db.cfg.LockTimeout = Forever
+	if got := db.lockTimeout(0); got != Forever {
+		t.Errorf("DB default Forever: lockTimeout(0) = %v, want Forever", got)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 
 func openWatchDB(tb testing.TB, ringEvents int) *DB {
 	tb.Helper()
-	c := Config{WatchRingEvents: ringEvents}
+	c := &Options{WatchRingEvents: ringEvents}
 	c.EnsureDefaults()
 	if err := c.Validate(); err != nil {
 		tb.Fatal(err)

@@ -68,7 +68,7 @@ func (s childSpec) options() *txkv.Options {
 	o := txkv.DefaultOptions()
 	o.CheckpointBytes = s.Ckpt
 	o.WatchRetainRecords = s.Retain
-	o.LockTimeout = -1 // deadlocks are detected; no timeouts
+	o.LockTimeout = txkv.Forever // deadlocks are detected; no timeouts
 	o.Retry = &txkv.RetryPolicy{MaxAttempts: 1000}
 	if s.SyncNone {
 		o.Sync = txkv.SyncNone

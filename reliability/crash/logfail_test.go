@@ -53,7 +53,7 @@ func logFailureRun(t *testing.T, failFirst bool) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	injected := errors.New("injected fsync failure")
 	opts := txkv.DefaultOptions()
-	opts.LockTimeout = -1
+	opts.LockTimeout = txkv.Forever
 	opts.BeforeLogCommit = func() error {
 		switch phase.Load() {
 		case hookHold:

@@ -1,6 +1,9 @@
 package txkv
 
-import "github.com/txkv/txkv/lockmgr"
+import (
+	"github.com/txkv/txkv/lockmgr"
+	"github.com/txkv/txkv/txn"
+)
 
 // WaitForEdge is one edge of the wait-for graph: Waiter waits for Holder
 // (a holder of a conflicting lock, or with Soft a conflicting request queued
@@ -12,3 +15,7 @@ type WaitForEdge = lockmgr.GraphEdge
 // that only holds locks appears only as a Holder. Together with Locks it
 // is what a live view of the lock table (package txkvhttp) shows.
 func (db *DB) WaitForGraph() []WaitForEdge { return db.e.LockManager().WaitForGraph() }
+
+// StrategyStats are one strategy's commit and abort counts, the values of
+// Stats.ByStrategy.
+type StrategyStats = txn.StrategyStats

@@ -19,7 +19,9 @@ var page = template.Must(template.New("").Funcs(template.FuncMap{
 	"modeLetter": modeLetter,
 	"age":        ageText,
 	"ago":        func(now, t time.Time) string { return ageText(now.Sub(t).Milliseconds(), false) + " ago" },
-	"window":     func() string { return fmt.Sprintf("%.0f minutes", (time.Duration(HistoryPoints) * SampleInterval).Minutes()) },
+	"window": func() string {
+		return fmt.Sprintf("%.0f minutes", (time.Duration(HistoryPoints) * SampleInterval).Minutes())
+	},
 }).ParseFS(assets, "assets/page.html"))
 
 // panels are the ids of the page's sections, each the name of the template

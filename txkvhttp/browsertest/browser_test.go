@@ -209,4 +209,3 @@ func waiting(db *txkv.DB, id uint64) bool {
 	}
 	return false
 }
-

@@ -26,21 +26,21 @@
 // The panels:
 //
 //   - The lock table (db.Locks) grouped by key or range: the holders, and
-//      the waiters in queue order, each with its mode (S or X), its label
-//      (TxOptions.Label) and how long it has waited or held. txkv times
-//      waits only; a lock granted without a wait is aged from when the view
-//      first saw it ("≥").
+//     the waiters in queue order, each with its mode (S or X), its label
+//     (TxOptions.Label) and how long it has waited or held. txkv times
+//     waits only; a lock granted without a wait is aged from when the view
+//     first saw it ("≥").
 //   - The wait-for graph (db.WaitForGraph) on a circle: an arrow from each
-//      waiter to what it waits for, solid to a holder, dashed to a request
-//      queued ahead. The latest deadlock's cycle is drawn over it in red —
-//      broken already, its victim aborted — with the victim filled red.
+//     waiter to what it waits for, solid to a holder, dashed to a request
+//     queued ahead. The latest deadlock's cycle is drawn over it in red —
+//     broken already, its victim aborted — with the victim filled red.
 //   - Recent deadlocks: the cycle (who wants what, held by whom), the keys,
-//      the victim, when. They come from db.LastDeadlock, sampled ten times a
-//      second while someone watches: in a storm, some are counted (Missed)
-//      rather than listed.
+//     the victim, when. They come from db.LastDeadlock, sampled ten times a
+//     second while someone watches: in a storm, some are counted (Missed)
+//     rather than listed.
 //   - Per strategy (Stats.ByStrategy), commits and aborts per second and
-//      the abort rate over the last five minutes, with the DB's windowed
-//      conflict rate and the state of Adaptive's and Hybrid's steering.
+//     the abort rate over the last five minutes, with the DB's windowed
+//     conflict rate and the state of Adaptive's and Hybrid's steering.
 //   - The hot keys (db.HotKeys) and db.Advice() with its reasons.
 //
 // # Endpoints

@@ -172,7 +172,7 @@ func (c *collector) sampleLocked(now time.Time, st *txkv.Stats) {
 func (c *collector) strategiesLocked(st *txkv.Stats) Strategies {
 	out := Strategies{IntervalMS: SampleInterval.Milliseconds(), AdaptiveMode: st.AdaptiveMode,
 		HybridStartsPessimistic: st.HybridStartsPessimistic, Marks: slices.Clone(c.mu.marks)}
-	for _, name := range strategyOrder(st.ByStrategy) {
+	for _, name := range c.strategyNamesLocked(st.ByStrategy) {
 		tot := st.ByStrategy[name]
 		ser := StrategySeries{Strategy: name, Commits: tot.Commits, Aborts: tot.Aborts, Points: []Rates{}}
 		for _, smp := range c.mu.samples {
@@ -189,15 +189,30 @@ func (c *collector) strategiesLocked(st *txkv.Stats) Strategies {
 	return out
 }
 
-// strategyOrder lists the strategies that ran, in the guide's order.
-func strategyOrder(by map[string]txkv.StrategyStats) []string {
-	rank := map[string]int{"pessimistic": 0, "optimistic": 1, "hybrid": 2, "adaptive": 3}
-	var names []string
+// strategyNamesLocked lists the strategies that ran in the current DB or
+// within the history (an earlier DB, before SetDB), in the guide's order.
+func (c *collector) strategyNamesLocked(by map[string]txkv.StrategyStats) []string {
+	seen := make(map[string]bool)
 	for name, s := range by {
-		if s.Commits+s.Aborts > 0 {
+		seen[name] = seen[name] || s.Commits+s.Aborts > 0
+	}
+	for _, smp := range c.mu.samples {
+		for name := range smp.rates {
+			seen[name] = seen[name] || smp.rates[name].Commits+smp.rates[name].Aborts > 0
+		}
+	}
+	var names []string
+	for name, ran := range seen {
+		if ran {
 			names = append(names, name)
 		}
 	}
+	return strategyOrder(names)
+}
+
+// strategyOrder sorts strategy names in the guide's order, others after.
+func strategyOrder(names []string) []string {
+	rank := map[string]int{"pessimistic": 0, "optimistic": 1, "hybrid": 2, "adaptive": 3}
 	slices.SortFunc(names, func(a, b string) int {
 		ra, oka := rank[a]
 		rb, okb := rank[b]

@@ -159,8 +159,18 @@ func drawEdge(b *strings.Builder, e *GraphEdge, p, q pt) {
 	what := e.Mode + " on " + e.Target.Text
 	fmt.Fprintf(b, `<g class="%s"><title>txn %d waits for txn %d: %s</title>`, class, e.Waiter, e.Holder, esc(what))
 	fmt.Fprintf(b, `<path d="M%.1f,%.1f Q%.1f,%.1f %.1f,%.1f" marker-end="url(#%s)"/>`, s.x, s.y, ctl.x, ctl.y, t.x, t.y, marker)
-	mid := pt{0.25*s.x + 0.5*ctl.x + 0.25*t.x, 0.25*s.y + 0.5*ctl.y + 0.25*t.y}
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s %s</text></g>`, mid.x, mid.y-3,
+	// The label sits beside the curve, on its outer side, so that the two
+	// edges of a two-transaction cycle keep their labels apart.
+	out := pt{-dy / l, dx / l}
+	at := pt{(p.x+q.x)/2 + out.x*1.4*bend, (p.y+q.y)/2 + out.y*1.4*bend}
+	anchor := "middle"
+	switch {
+	case out.x > 0.3:
+		anchor = "start"
+	case out.x < -0.3:
+		anchor = "end"
+	}
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s %s</text></g>`, at.x, at.y+4, anchor,
 		modeLetter(e.Mode), esc(shorten(e.Target.Text, 20)))
 }
 

@@ -38,6 +38,9 @@ func browser() (string, bool) {
 // stream and the page is never reloaded.
 func TestPageShowsQueueThenDeadlock(t *testing.T) {
 	exe, ok := browser()
+	if !ok && os.Getenv("TXKV_REQUIRE_BROWSER") != "" {
+		t.Fatal("no Chromium found, and TXKV_REQUIRE_BROWSER is set (as .ci/run sets it): apt-get install -y chromium")
+	}
 	if !ok {
 		t.Skip("no Chromium found: install it (Debian: apt-get install -y chromium) or set TXKV_CHROME to a Chrome or Chromium binary")
 	}

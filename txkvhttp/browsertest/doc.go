@@ -8,7 +8,8 @@
 //	apt-get install -y chromium      # Debian; or set TXKV_CHROME to a Chrome binary
 //	go test -artifacts -outputdir /tmp/txkv-artifacts ./...
 //
-// Without a browser the test skips and says how to install one. The
+// Without a browser the test skips and says how to install one (unless
+// TXKV_REQUIRE_BROWSER is set, as .ci/run sets it: then it fails). The
 // screenshot it takes is saved in the test's artifact directory
 // (testing.T.ArtifactDir: kept with -artifacts, under -outputdir).
 package browsertest

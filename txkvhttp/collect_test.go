@@ -88,3 +88,24 @@ func TestSetDB(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A snapshot does not change after it was taken, as deadlocks arrive.
+func TestSnapshotStable(t *testing.T) {
+	db := openMem(t)
+	c := newCollector(db, "")
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	c.now = clk.now
+	c.mu.Lock()
+	c.captureLocked(clk.t, db, &txkv.DeadlockError{Victim: 2, Cycle: []txkv.WaitEdge{{Waiter: 1, Holder: 2}, {Waiter: 2, Holder: 1}}}, false)
+	c.mu.Unlock()
+	s := c.snapshot()
+	if s.Graph.Deadlock == nil || s.Graph.Deadlock.Victim != 2 {
+		t.Fatalf("graph deadlock = %+v", s.Graph.Deadlock)
+	}
+	c.mu.Lock()
+	c.captureLocked(clk.t, db, &txkv.DeadlockError{Victim: 4, Cycle: []txkv.WaitEdge{{Waiter: 3, Holder: 4}, {Waiter: 4, Holder: 3}}}, false)
+	c.mu.Unlock()
+	if s.Graph.Deadlock.Victim != 2 || s.Graph.Deadlock.Seq != 1 {
+		t.Fatalf("the snapshot's deadlock changed to %+v", s.Graph.Deadlock)
+	}
+}

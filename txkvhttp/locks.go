@@ -102,7 +102,8 @@ func (c *collector) graphLocked(now time.Time, db *txkv.DB, rows []txkv.LockInfo
 			Target: newTarget(e.Key, e.End, e.Range), Live: true, WaitMS: max(now.Sub(e.Since), 0).Milliseconds()})
 	}
 	if d := c.latestLocked(db); d != nil {
-		g.Deadlock = &d.Deadlock
+		dl := d.Deadlock // a copy: the list shifts as deadlocks arrive, a snapshot must not
+		g.Deadlock = &dl
 		overlay(&g, d, node)
 	}
 	for _, n := range nodes {

@@ -49,6 +49,7 @@ type flags struct {
 	out        string
 	seed       uint64
 	noProgress bool
+	serve      string // -serve ADDR: the slow demo with the live view (serve.go)
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -71,8 +72,14 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.out, "out", "bench-results", "directory for results.json and the charts")
 	fs.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "hide the progress on stderr (a bar on a terminal, elsewhere a line every 10 s)")
+	fs.StringVar(&f.serve, "serve", "", "serve the live view on ADDR (\":6060\" binds localhost) and run the workloads one after "+
+		"another, slowly enough to watch, until interrupted (-runs: that many rounds); defaults become -duration "+
+		serveDuration.String()+" -think "+serveThink.String()+" -contention high")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.serve != "" {
+		serveDefaults(fs, &f)
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -80,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	if f.quick && !isSet(fs, "duration") {
 		f.duration = quickDuration
 	}
-	if f.duration <= 0 || f.runs <= 0 || f.workers <= 0 {
+	if f.duration <= 0 || f.runs < 0 || (f.runs == 0 && f.serve == "") || f.workers <= 0 {
 		return f, errors.New("-duration, -runs and -workers must be positive")
 	}
 	if f.sync != "always" && f.sync != "none" {
@@ -179,6 +186,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if f.serve != "" {
+		return serve(ctx, f, p, stdout, stderr)
+	}
 	start := time.Now()
 	reps, runErr := runMatrix(ctx, f, p, newProgress(stderr, p.runs(f), f.noProgress))
 	rep := newReport(f, p, reps, time.Since(start))

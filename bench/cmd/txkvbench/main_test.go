@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,5 +298,52 @@ func TestTableFlagsDeadlock(t *testing.T) {
 	r.printWorkload(&out, v)
 	if !strings.Contains(out.String(), "FAIL: 2 deadlocks under pessimistic") || r.allOK() {
 		t.Fatalf("a broken deadlock promise is not flagged:\n%s", &out)
+	}
+}
+
+// TestServe runs one short round of -serve and reads the live view while
+// it runs: the URL is printed first, and the page and the JSON are served.
+func TestServe(t *testing.T) {
+	pages := make(chan string, 1)
+	onServe = func(url string) {
+		resp, err := http.Get(url + "api/snapshot.json")
+		if err != nil {
+			pages <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		pages <- resp.Status + " " + string(b)
+	}
+	defer func() { onServe = nil }()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-serve", "localhost:0", "-workload", "medical", "-strategy", "hybrid,pessimistic",
+		"-duration", "100ms", "-think", "1ms", "-runs", "1", "-workers", "4", "-mem"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "txkvbench: watch at http://localhost:") {
+		t.Errorf("the URL is not printed first:\n%s", out)
+	}
+	for _, want := range []string{"round 1: medical · hybrid · hot set", "round 1: medical · pessimistic", "check ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if page := <-pages; !strings.HasPrefix(page, "200 OK {") || !strings.Contains(page, `"locks"`) {
+		t.Errorf("the live view answered %.200s", page)
+	}
+}
+
+// -serve's defaults make the runs watchable, unless the flags say otherwise.
+func TestServeDefaults(t *testing.T) {
+	f, err := parseFlags([]string{"-serve", ":0"}, io.Discard)
+	if err != nil || f.duration != serveDuration || f.think != serveThink || f.contention != "high" || f.runs != 0 {
+		t.Errorf("-serve: %+v, %v", f, err)
+	}
+	f, err = parseFlags([]string{"-serve", ":0", "-duration", "1s", "-runs", "2"}, io.Discard)
+	if err != nil || f.duration != time.Second || f.runs != 2 || f.think != serveThink {
+		t.Errorf("-serve -duration 1s -runs 2: %+v, %v", f, err)
 	}
 }

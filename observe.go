@@ -8,6 +8,15 @@ import (
 // WaitForEdge is one edge of the wait-for graph: Waiter waits for Holder
 // (a holder of a conflicting lock, or with Soft a conflicting request queued
 // ahead) while asking for Mode on Key, or on [Key, End) when Range.
+//
+// Fields (lockmgr.GraphEdge):
+//
+//	Waiter, Holder uint64
+//	Soft           bool
+//	Key, End       []byte
+//	Range          bool
+//	Mode           Mode
+//	Since          time.Time
 type WaitForEdge = lockmgr.GraphEdge
 
 // WaitForGraph returns the current wait-for graph as data: the edges
@@ -18,4 +27,8 @@ func (db *DB) WaitForGraph() []WaitForEdge { return db.e.LockManager().WaitForGr
 
 // StrategyStats are one strategy's commit and abort counts, the values of
 // Stats.ByStrategy.
+//
+// Fields (txn.StrategyStats):
+//
+//	Commits, Aborts uint64
 type StrategyStats = txn.StrategyStats

@@ -23,7 +23,7 @@ import (
 // own mutex held; Close collects the active transactions shard by shard and
 // rolls them back after releasing each shard.
 type DB struct {
-	cfg   Options // validated, defaulted: Open's copy
+	cfg   Options  // validated, defaulted: Open's copy
 	log   *wal.Log // nil for an in-memory database
 	store *mvcc.Store
 	locks *lockmgr.Manager

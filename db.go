@@ -200,6 +200,23 @@ func (db *DB) WriteWaitForGraph(w io.Writer) error { return db.e.LockManager().W
 // DETECTED DEADLOCK, or nil.
 func (db *DB) LastDeadlock() *DeadlockError { return db.e.LastDeadlock() }
 
+// DeadlockRecord is one deadlock the DB resolved: its number (1, 2, … since
+// Open), when it was found, and the report.
+//
+// Fields (txn.DeadlockRecord):
+//
+//	Seq  uint64
+//	Time time.Time
+//	Err  *lockmgr.DeadlockError
+type DeadlockRecord = txn.DeadlockRecord
+
+// RecentDeadlocks returns the deadlocks found after the one numbered after
+// (0: all that are kept), oldest first — at most the last 32. A gap between
+// after and the first Seq returned counts deadlocks no longer kept. A
+// watcher that remembers the last Seq it saw lists every deadlock of a storm
+// (package txkvhttp does).
+func (db *DB) RecentDeadlocks(after uint64) []DeadlockRecord { return db.e.RecentDeadlocks(after) }
+
 // HotKey is a key (or a range, for range-lock waits) with its recent
 // contention: validation conflicts, lock waits and deadlocks, each count
 // halving every ten seconds.

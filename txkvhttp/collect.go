@@ -54,11 +54,10 @@ type collector struct {
 		prev       *txkv.Stats // the last sample's counters; nil: the next sample is a baseline
 		lastSample time.Time
 
-		watching   bool                // the deadlock counters below are initialised
-		lastDL     *txkv.DeadlockError // the latest deadlock seen
-		dlAtWatch  uint64              // Stats.Deadlocks when watching began
-		captured   uint64              // deadlocks captured since watching began
-		deadlocks  []captured          // newest first, at most MaxDeadlocks
+		watching   bool       // the deadlock counters below are initialised
+		lastSeq    uint64     // the DeadlockRecord.Seq last captured
+		missed     uint64     // deadlocks since watching began that the DB no longer kept
+		deadlocks  []captured // newest first, at most MaxDeadlocks
 		seq        uint64
 		firstSeen  map[lockID]time.Time
 		snap       *Snapshot
@@ -103,7 +102,7 @@ func (c *collector) setDB(db *txkv.DB, caption string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.db, c.mu.caption = db, caption
-	c.mu.prev, c.mu.watching, c.mu.lastDL = nil, false, nil
+	c.mu.prev, c.mu.watching, c.mu.lastSeq, c.mu.missed = nil, false, 0, 0
 	c.mu.firstSeen = make(map[lockID]time.Time)
 	c.mu.snap, c.mu.frameCache = nil, nil
 	c.mu.marks = append(c.mu.marks, Mark{Time: c.now(), Caption: caption})
@@ -125,7 +124,7 @@ func (c *collector) snapshotLocked() *Snapshot {
 	db := c.mu.db
 	s := &Snapshot{Time: now, Caption: c.mu.caption, Stats: db.Stats()}
 	c.sampleLocked(now, &s.Stats)
-	c.pollLocked(now)
+	c.pollLocked()
 	locks := db.Locks()
 	s.Locks = c.lockTableLocked(now, locks)
 	s.Graph = c.graphLocked(now, db, locks)

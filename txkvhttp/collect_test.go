@@ -58,7 +58,7 @@ func TestHistoryBounded(t *testing.T) {
 	}
 	c.mu.Lock()
 	for range MaxDeadlocks + 5 {
-		c.captureLocked(clk.t, db, &txkv.DeadlockError{Victim: 2, Cycle: []txkv.WaitEdge{{Waiter: 1, Holder: 2}, {Waiter: 2, Holder: 1}}}, false)
+		c.captureLocked(db, txkv.DeadlockRecord{Time: clk.t, Err: &txkv.DeadlockError{Victim: 2, Cycle: []txkv.WaitEdge{{Waiter: 1, Holder: 2}, {Waiter: 2, Holder: 1}}}}, false)
 	}
 	n := len(c.mu.deadlocks)
 	c.mu.Unlock()
@@ -96,14 +96,14 @@ func TestSnapshotStable(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
 	c.now = clk.now
 	c.mu.Lock()
-	c.captureLocked(clk.t, db, &txkv.DeadlockError{Victim: 2, Cycle: []txkv.WaitEdge{{Waiter: 1, Holder: 2}, {Waiter: 2, Holder: 1}}}, false)
+	c.captureLocked(db, txkv.DeadlockRecord{Time: clk.t, Err: &txkv.DeadlockError{Victim: 2, Cycle: []txkv.WaitEdge{{Waiter: 1, Holder: 2}, {Waiter: 2, Holder: 1}}}}, false)
 	c.mu.Unlock()
 	s := c.snapshot()
 	if s.Graph.Deadlock == nil || s.Graph.Deadlock.Victim != 2 {
 		t.Fatalf("graph deadlock = %+v", s.Graph.Deadlock)
 	}
 	c.mu.Lock()
-	c.captureLocked(clk.t, db, &txkv.DeadlockError{Victim: 4, Cycle: []txkv.WaitEdge{{Waiter: 3, Holder: 4}, {Waiter: 4, Holder: 3}}}, false)
+	c.captureLocked(db, txkv.DeadlockRecord{Time: clk.t, Err: &txkv.DeadlockError{Victim: 4, Cycle: []txkv.WaitEdge{{Waiter: 3, Holder: 4}, {Waiter: 4, Holder: 3}}}}, false)
 	c.mu.Unlock()
 	if s.Graph.Deadlock.Victim != 2 || s.Graph.Deadlock.Seq != 1 {
 		t.Fatalf("the snapshot's deadlock changed to %+v", s.Graph.Deadlock)

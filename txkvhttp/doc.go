@@ -35,9 +35,9 @@
 //     queued ahead. The latest deadlock's cycle is drawn over it in red —
 //     broken already, its victim aborted — with the victim filled red.
 //   - Recent deadlocks: the cycle (who wants what, held by whom), the keys,
-//     the victim, when. They come from db.LastDeadlock, sampled ten times a
-//     second while someone watches: in a storm, some are counted (Missed)
-//     rather than listed.
+//     the victim, when. They come from db.RecentDeadlocks (the last 32),
+//     read ten times a second while someone watches: every deadlock is
+//     listed unless a storm passes 320 a second (then counted as Missed).
 //   - Per strategy (Stats.ByStrategy), commits and aborts per second and
 //     the abort rate over the last five minutes, with the DB's windowed
 //     conflict rate and the state of Adaptive's and Hybrid's steering.

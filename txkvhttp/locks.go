@@ -151,40 +151,43 @@ func (c *collector) latestLocked(db *txkv.DB) *captured {
 	return &c.mu.deadlocks[0]
 }
 
-// poll captures the latest deadlock if it changed: the event stream calls
-// it several times between two snapshots, so that a deadlock storm is
-// sampled finely (each poll is an atomic load, and one Stats when watching
-// begins).
+// poll captures the deadlocks found since the last poll (db.RecentDeadlocks
+// keeps the last 32): the event stream calls it several times between two
+// snapshots, so that even a storm is listed deadlock by deadlock.
 func (c *collector) poll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pollLocked(c.now())
+	c.pollLocked()
 }
 
-// pollLocked captures db.LastDeadlock() when it changed. The first poll
-// after watching began captures the one found as "before".
-func (c *collector) pollLocked(now time.Time) {
+// pollLocked captures the deadlocks found since the last one captured. The
+// first poll after watching began captures only the latest one found
+// before, marked as such.
+func (c *collector) pollLocked() {
 	db := c.mu.db
-	d := db.LastDeadlock()
+	recs := db.RecentDeadlocks(c.mu.lastSeq)
 	if !c.mu.watching {
-		c.mu.watching, c.mu.dlAtWatch, c.mu.captured = true, db.Stats().Deadlocks, 0
-		if d != nil {
-			c.captureLocked(now, db, d, true)
+		c.mu.watching, c.mu.missed = true, 0
+		if n := len(recs); n > 0 {
+			c.captureLocked(db, recs[n-1], true)
+			c.mu.lastSeq = recs[n-1].Seq
 		}
-		c.mu.lastDL = d
 		return
 	}
-	if d == nil || d == c.mu.lastDL {
+	if len(recs) == 0 {
 		return
 	}
-	c.mu.lastDL = d
-	c.mu.captured++
-	c.captureLocked(now, db, d, false)
+	c.mu.missed += recs[0].Seq - c.mu.lastSeq - 1 // dropped by the DB before this poll
+	for _, r := range recs {
+		c.captureLocked(db, r, false)
+	}
+	c.mu.lastSeq = recs[len(recs)-1].Seq
 }
 
-func (c *collector) captureLocked(now time.Time, db *txkv.DB, d *txkv.DeadlockError, before bool) {
+func (c *collector) captureLocked(db *txkv.DB, r txkv.DeadlockRecord, before bool) {
 	c.mu.seq++
-	dl := Deadlock{Seq: c.mu.seq, Time: now, Before: before, Victim: d.Victim, Labels: printableLabels(d.Labels),
+	d := r.Err
+	dl := Deadlock{Seq: c.mu.seq, Time: r.Time, Before: before, Victim: d.Victim, Labels: printableLabels(d.Labels),
 		Cycle: make([]CycleEdge, 0, len(d.Cycle)), Message: d.Error()}
 	for _, e := range d.Cycle {
 		dl.Cycle = append(dl.Cycle, CycleEdge{Waiter: e.Waiter, Holder: e.Holder, Mode: e.Mode.String(),
@@ -198,9 +201,7 @@ func (c *collector) captureLocked(now time.Time, db *txkv.DB, d *txkv.DeadlockEr
 
 func (c *collector) deadlockListLocked(total uint64) DeadlockList {
 	l := DeadlockList{Total: total, Recent: make([]Deadlock, 0, len(c.mu.deadlocks))}
-	if watched := total - min(c.mu.dlAtWatch, total); watched > c.mu.captured {
-		l.Missed = watched - c.mu.captured
-	}
+	l.Missed = c.mu.missed
 	for _, d := range c.mu.deadlocks {
 		l.Recent = append(l.Recent, d.Deadlock)
 	}

@@ -116,9 +116,10 @@ type GraphEdge struct {
 type DeadlockList struct {
 	// Total is every deadlock victim since the DB opened (Stats.Deadlocks).
 	Total uint64 `json:"total"`
-	// Missed counts victims chosen while someone watched that were not
-	// captured: the handler samples the latest deadlock a few times a
-	// second, so in a storm it records some and counts the rest.
+	// Missed counts deadlocks found while someone watched that were not
+	// listed: the handler reads the DB's last 32 deadlocks
+	// (DB.RecentDeadlocks) ten times a second, so only a storm of over 320
+	// a second loses some, and counts them here.
 	Missed uint64     `json:"missed"`
 	Recent []Deadlock `json:"recent"` // newest first, at most MaxDeadlocks
 }

@@ -45,6 +45,7 @@ type DB struct {
 	_            [56]byte
 	viewPool     sync.Pool // finished View transactions, reused (see recycle)
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
+	deadlocks    deadlockLog // the last few deadlock reports (RecentDeadlocks)
 
 	// active is the set of running transactions, sharded so that Begin and
 	// the end of a transaction on different cores do not contend.
@@ -161,6 +162,7 @@ func writesToOps(ws []mvcc.Write) []wal.Op {
 func (db *DB) noteDeadlock(e *lockmgr.DeadlockError) {
 	db.stats.deadlocks.Add(1)
 	db.lastDeadlock.Store(e)
+	db.deadlocks.add(e, time.Now())
 	for i, ed := range e.Cycle {
 		if !slices.ContainsFunc(e.Cycle[:i], func(p lockmgr.WaitEdge) bool { return sameTarget(p, ed) }) {
 			db.hot.note(ed.Key, ed.End, ed.Range, hotDeadlock)

@@ -12,7 +12,7 @@ import (
 // GetVersioned reports for the key afterwards. The writes of one transaction share a
 // Version and come in key order. Key and Value belong to the caller.
 //
-// Fields (txn.Event):
+// Fields (changefeed.Event):
 //
 //	Key, Value []byte
 //	Version    uint64

@@ -77,12 +77,12 @@ func (tx *Tx) commit() error {
 
 // installLocked is step 5: the versions go into the memtable at ts, the
 // change-stream hub gets the record (before Done: see "Ordering" in
-// watch.go), ts is marked done and every lock is released — waiters are
+// changefeed), ts is marked done and every lock is released — waiters are
 // granted now, while the record is still being written.
 func (tx *Tx) installLocked(ts uint64, writes []mvcc.Write) {
 	tx.db.store.Install(ts, writes)
 	crashpoint.Hit(crashpoint.TxnMidInstall)
-	tx.db.watch.publish(ts, writes)
+	tx.db.watch.Publish(ts, writes)
 	if tx.db.log == nil {
 		tx.db.store.DoneDurable(ts) // in memory, installed is as durable as it gets
 	} else {

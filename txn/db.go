@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/txkv/txkv/changefeed"
 	"github.com/txkv/txkv/internal/crashpoint"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
@@ -68,7 +69,7 @@ type DB struct {
 
 	opened time.Time // Open's time, carrying the monotonic clock: see sinceOpen
 
-	watch *watchHub // Watch: sequences commits for change streams (watch.go)
+	watch *changefeed.Hub // Watch: sequences commits for change streams (watch.go)
 }
 
 // Open opens (or creates) the database at path; "" is an in-memory database
@@ -211,7 +212,7 @@ func (db *DB) close(checkpoint bool) error {
 		tx.closeAbort()
 	}
 	db.waitIdle()
-	db.watch.close()
+	db.watch.Close()
 	db.ckpt.stop()
 	db.window.Stop()
 	var err error

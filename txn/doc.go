@@ -205,7 +205,7 @@
 //
 // # Change streams
 //
-// Watch (watch.go) delivers committed writes in timestamp order. Commits
+// Watch (package changefeed) delivers committed writes in timestamp order. Commits
 // finish out of order, so each one is published to the watch hub between
 // install and Done: every committed ts at or below the durable watermark has
 // then reached the hub, which releases events in order up to it, with no

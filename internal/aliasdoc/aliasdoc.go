@@ -133,14 +133,14 @@ func aliasEdit(fset *token.FileSet, f *ast.File, src []byte, doc *ast.CommentGro
 	if err != nil {
 		return nil, err
 	}
-	st, err := findStruct(dir, sel.Sel.Name)
+	st, name, err := findStruct(dir, sel.Sel.Name, module, modDir)
 	if err != nil || st == nil {
 		return nil, err
 	}
 	from, to := fset.Position(doc.Pos()).Offset, fset.Position(doc.End()).Offset
 	indent := lineIndent(src, from)
 	kept := keptDoc(string(src[from:to]), indent)
-	block := fieldBlock(pkgName+"."+sel.Sel.Name, st)
+	block := fieldBlock(name, st)
 	text := kept + "\n" + indent + "//\n" + prefixLines(block, indent+"//")
 	return &edit{from: from, to: to, text: strings.TrimRight(text, "\n")}, nil
 }
@@ -244,12 +244,33 @@ func importDir(f *ast.File, name, module, modDir string) (string, error) {
 	return "", fmt.Errorf("aliasdoc: no import named %s", name)
 }
 
-// findStruct returns the struct type named typ in the package in dir (nil
-// if typ is not a struct).
-func findStruct(dir, typ string) (*ast.StructType, error) {
+// findStruct returns the struct type named typ in the package in dir, and
+// its qualified name, following aliases to other packages of the module
+// (nil if typ is not a struct in the end).
+func findStruct(dir, typ, module, modDir string) (*ast.StructType, string, error) {
+	for range 8 { // an alias chain longer than this is a mistake
+		ts, f, err := findType(dir, typ)
+		if err != nil {
+			return nil, "", err
+		}
+		sel, isSel := ts.Type.(*ast.SelectorExpr)
+		if !ts.Assign.IsValid() || !isSel {
+			st, _ := ts.Type.(*ast.StructType)
+			return st, f.Name.Name + "." + typ, nil
+		}
+		if dir, err = importDir(f, sel.X.(*ast.Ident).Name, module, modDir); err != nil {
+			return nil, "", err
+		}
+		typ = sel.Sel.Name
+	}
+	return nil, "", fmt.Errorf("aliasdoc: alias chain too long at %s", typ)
+}
+
+// findType returns the declaration of typ in the package in dir, and its file.
+func findType(dir, typ string) (*ast.TypeSpec, *ast.File, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fset := token.NewFileSet()
 	for _, path := range files {
@@ -258,14 +279,13 @@ func findStruct(dir, typ string) (*ast.StructType, error) {
 		}
 		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if obj := f.Scope.Lookup(typ); obj != nil && obj.Kind == ast.Typ {
-			st, _ := obj.Decl.(*ast.TypeSpec).Type.(*ast.StructType)
-			return st, nil
+			return obj.Decl.(*ast.TypeSpec), f, nil
 		}
 	}
-	return nil, fmt.Errorf("aliasdoc: type %s not found in %s", typ, dir)
+	return nil, nil, fmt.Errorf("aliasdoc: type %s not found in %s", typ, dir)
 }
 
 // apply performs edits (non-overlapping) on src.

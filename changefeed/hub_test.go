@@ -1,37 +1,29 @@
-package txn
+package changefeed
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/txkv/txkv/mvcc"
 )
 
-func openWatchDB(tb testing.TB, ringEvents int) *DB {
+// newHub starts a hub over a fresh in-memory store, as an in-memory database has them.
+func newHub(tb testing.TB, ringEvents int) (*mvcc.Store, *Hub) {
 	tb.Helper()
-	c := &Options{WatchRingEvents: ringEvents}
-	c.EnsureDefaults()
-	if err := c.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	db, err := Open("", c)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	return db
+	s := mvcc.NewStore(mvcc.EmptyBase{}, 0, nil)
+	h := New(Config{Watermark: s, Horizon: s.ReadTS(), RingEvents: ringEvents})
+	tb.Cleanup(h.Close)
+	return s, h
 }
 
 // The hub releases records in ts order only as far as the watermark, whatever the order in
 // which commits publish them: ts 2 published and done before ts 1 waits for ts 1.
 func TestWatchHubReleasesInTSOrder(t *testing.T) {
-	db := openWatchDB(t, 0)
-	s, h := db.store, db.watch
+	s, h := newHub(t, 0)
 	w := h.register(nil)
 	defer h.unregister(w)
 	t1, t2 := s.Next(), s.Next()
-	h.publish(t2, []mvcc.Write{{Key: []byte("b"), Value: []byte("2")}})
+	h.Publish(t2, []mvcc.Write{{Key: []byte("b"), Value: []byte("2")}})
 	s.DoneDurable(t2)
 	if next := h.release(); next != t2 {
 		t.Fatalf("release with ts %d pending below the watermark: next pending %d, want %d", t1, next, t2)
@@ -39,7 +31,7 @@ func TestWatchHubReleasesInTSOrder(t *testing.T) {
 	if p, err := h.pull(w, t1, nil); err != nil || len(p.recs) != 0 || !p.wait {
 		t.Fatalf("before ts %d is done: %+v, %v", t1, p, err)
 	}
-	h.publish(t1, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
+	h.Publish(t1, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
 	s.DoneDurable(t1)
 	if next := h.release(); next != 0 {
 		t.Fatalf("still pending: %d", next)
@@ -53,12 +45,11 @@ func TestWatchHubReleasesInTSOrder(t *testing.T) {
 // A commit that is done (visible) but not yet durable stays pending: Watch delivers only
 // what a crash cannot take back. Marking it durable releases it.
 func TestWatchHubReleasesOnlyDurable(t *testing.T) {
-	db := openWatchDB(t, 0)
-	s, h := db.store, db.watch
+	s, h := newHub(t, 0)
 	w := h.register(nil)
 	defer h.unregister(w)
 	ts := s.Next()
-	h.publish(ts, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
+	h.Publish(ts, []mvcc.Write{{Key: []byte("a"), Value: []byte("1")}})
 	s.Done(ts)
 	if s.ReadTS() < ts || s.DurableTS() >= ts {
 		t.Fatalf("after Done: ReadTS %d, DurableTS %d, ts %d", s.ReadTS(), s.DurableTS(), ts)
@@ -81,8 +72,7 @@ func TestWatchHubReleasesOnlyDurable(t *testing.T) {
 // Eviction moves the horizon; a memory DB refuses a cursor at or below it, and the prefix
 // index tracks the distinct lengths in use.
 func TestWatchHubEvictionAndIndex(t *testing.T) {
-	db := openWatchDB(t, 2)
-	h := db.watch
+	s, h := newHub(t, 2)
 	a, ab, ab2 := h.register([]byte("a")), h.register([]byte("ab")), h.register([]byte("ab"))
 	if fmt.Sprint(h.mu.lengths) != "[1 2]" {
 		t.Fatalf("lengths %v", h.mu.lengths)
@@ -92,9 +82,9 @@ func TestWatchHubEvictionAndIndex(t *testing.T) {
 		t.Fatalf("lengths after unregister %v", h.mu.lengths)
 	}
 	for i := range 5 {
-		ts := db.store.Next()
-		h.publish(ts, []mvcc.Write{{Key: fmt.Appendf(nil, "k%d", i)}})
-		db.store.DoneDurable(ts)
+		ts := s.Next()
+		h.Publish(ts, []mvcc.Write{{Key: fmt.Appendf(nil, "k%d", i)}})
+		s.DoneDurable(ts)
 	}
 	h.release()
 	h.mu.Lock() // the sequencer may be releasing too
@@ -118,12 +108,11 @@ func TestWatchHubEvictionAndIndex(t *testing.T) {
 // BenchmarkWatchPublish is the hub's share of one commit (publish, then release in the
 // sequencer) with 0 and 1,000 caught-up watchers on other prefixes.
 //
-//	go test -run '^$' -bench BenchmarkWatchPublish -count 5 ./txn
+//	go test -run '^$' -bench BenchmarkWatchPublish -count 5 ./changefeed
 func BenchmarkWatchPublish(b *testing.B) {
 	for _, n := range []int{0, 1000} {
 		b.Run(fmt.Sprintf("watchers=%d", n), func(b *testing.B) {
-			db := openWatchDB(b, 0)
-			h := db.watch
+			s, h := newHub(b, 0)
 			for i := range n {
 				w := h.register(fmt.Appendf(nil, "idle/%04d/", i))
 				if _, err := h.pull(w, 1, nil); err != nil { // caught up: tracked by the index
@@ -134,9 +123,9 @@ func BenchmarkWatchPublish(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				ts := db.store.Next()
-				h.publish(ts, writes)
-				db.store.DoneDurable(ts)
+				ts := s.Next()
+				h.Publish(ts, writes)
+				s.DoneDurable(ts)
 				h.release()
 			}
 		})
@@ -144,12 +133,12 @@ func BenchmarkWatchPublish(b *testing.B) {
 }
 
 func TestWatchNilContext(t *testing.T) {
-	db := openWatchDB(t, 0)
-	if err := db.Put(context.Background(), []byte("k"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
+	s, h := newHub(t, 0)
+	ts := s.Next()
+	h.Publish(ts, []mvcc.Write{{Key: []byte("k"), Value: []byte("v")}})
+	s.DoneDurable(ts)
 	//lint:ignore SA1012 a nil context is bad input the library must survive
-	for ev, err := range db.Watch(nil, nil, 1) {
+	for ev, err := range h.Watch(nil, nil, 1) {
 		if err != nil || string(ev.Key) != "k" {
 			t.Fatalf("%v %v", ev, err)
 		}

@@ -56,7 +56,7 @@ func (tx *Tx) commit() error {
 		return tx.failLocked(err)
 	}
 	tx.db.committing.add(tx.id) // before Next: see committingSet
-	tx.inCommit = true
+	tx.setStateLocked(stateCommitting)
 	ts := tx.db.store.Next()
 	if err := tx.validateLocked(writes); err != nil {
 		tx.db.store.DoneDurable(ts) // aborted: nothing to persist

@@ -236,6 +236,27 @@
 // keeps its other locks and stays usable (InnoDB's default), so the caller
 // can try something else or roll back.
 //
+// # Where to read
+//
+// A transaction's life, file by file:
+//
+//	db.go          Open, Close, the running set; the lock manager's and the log's options
+//	options.go     Options (every option, its default and its check), TxOptions, RetryPolicy
+//	tx.go          Begin: binding to the context, the reader, failure and release
+//	state.go       the lifecycle: active → committing → released → ended
+//	strategy.go    the strategy table: how an attempt runs, what its retry locks first
+//	ops.go         Get, Put, Delete, Scan as the attempt's runMode prescribes
+//	lockops.go     explicit locks: GetForShare, GetForUpdate, ScanForUpdate, LockRange
+//	commit.go      the commit protocol and the committing set
+//	update.go      Update: retries, backoff, escalation
+//	retryplan.go   what a failed attempt hands the next one, and how it is carried out
+//	view.go        View and the recycling of read-only transactions
+//	single.go      one-key operations: Get, Put, CompareAndSwap, Increment
+//	steering.go    the bridge to package steer (Hybrid's and Adaptive's memories)
+//	stats.go, hotkeys.go, deadlocks.go, advisor.go   what the DB reports about itself
+//	checkpoint.go  the background checkpointer
+//	watch.go       the bridge to package changefeed (Watch)
+//
 // # References
 //
 // Kung & Robinson, "On Optimistic Methods for Concurrency Control", TODS 1981;

@@ -309,7 +309,7 @@ func (tx *Tx) scanNext(it *mvcc.Iterator) (key, value []byte, ok bool, err error
 func (tx *Tx) endScan(start, end, last []byte, stopped bool) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if !tx.done && !tx.locking() && !tx.readOnly {
+	if !tx.finished() && !tx.locking() && !tx.readOnly {
 		tx.recordRange(start, end, last, stopped)
 	}
 }

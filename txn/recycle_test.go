@@ -37,8 +37,8 @@ func TestRecycledTransactionStartsClean(t *testing.T) {
 	errStop := errors.New("stop")
 	for range 50 {
 		err := db.View(context.Background(), func(tx *Tx) error {
-			if tx.done || tx.nReads != 0 || tx.abortErr != nil || tx.writes.Len() != 0 || tx.recyclable {
-				t.Fatalf("recycled tx not reset: done=%v reads=%d abortErr=%v", tx.done, tx.nReads, tx.abortErr)
+			if tx.state != stateActive || tx.nReads != 0 || tx.abortErr != nil || tx.writes.Len() != 0 || tx.recyclable {
+				t.Fatalf("recycled tx not reset: state=%v reads=%d abortErr=%v", tx.state, tx.nReads, tx.abortErr)
 			}
 			if _, err := tx.Get([]byte("k")); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get = %v", err)

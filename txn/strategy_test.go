@@ -30,3 +30,25 @@ func TestRunModeStrategy(t *testing.T) {
 		}
 	}
 }
+
+// The lifecycle machine: forward only, every state reachable from active,
+// nothing after ended.
+func TestStateMachine(t *testing.T) {
+	for _, c := range []struct {
+		from, to txState
+		ok       bool
+	}{
+		{stateActive, stateCommitting, true}, {stateActive, stateReleased, true},
+		{stateCommitting, stateReleased, true}, {stateReleased, stateEnded, true},
+		{stateActive, stateEnded, false}, {stateCommitting, stateActive, false},
+		{stateReleased, stateCommitting, false}, {stateEnded, stateActive, false},
+		{stateEnded, stateReleased, false},
+	} {
+		if got := allowed(c.from, c.to); got != c.ok {
+			t.Errorf("%v → %v allowed = %v, want %v", c.from, c.to, got, c.ok)
+		}
+	}
+	if s := txState(9).String(); s != "txState(9)" {
+		t.Errorf("String of an unknown state = %q", s)
+	}
+}

@@ -1,12 +1,9 @@
 package txn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -59,12 +56,11 @@ type Tx struct {
 	// tombstone). Reads of the latest version (under locks) can see a commit
 	// whose timestamp is above the read watermark — installed, not yet
 	// visible to snapshots; and any read can see one not yet durable.
-	maxSeen  uint64
-	done     bool
-	locked   bool        // the transaction may hold locks
-	reason   abortReason // why the transaction ends, if it does not commit
-	inCommit bool        // in the DB's committing set
-	labeled  bool        // the lock table holds a label or an age for this transaction
+	maxSeen uint64
+	state   txState     // where it is in its life (state.go)
+	locked  bool        // the transaction may hold locks
+	reason  abortReason // why the transaction ends, if it does not commit
+	labeled bool        // the lock table holds a label or an age for this transaction
 	// latestReads: some reads were of the latest version under a lock
 	// while others came from the snapshot (see commitReadOnlyLocked).
 	latestReads bool
@@ -72,12 +68,6 @@ type Tx struct {
 }
 
 type keyRange struct{ start, end []byte }
-
-// prelock is a key a retried Hybrid transaction locks before it starts.
-type prelock struct {
-	key  []byte
-	mode lockmgr.Mode
-}
 
 // ID returns the transaction's ID: unique in this process, increasing with
 // start time (so the largest ID in a deadlock cycle is the youngest).
@@ -106,34 +96,6 @@ func (tx *Tx) ReadTS() uint64 { return tx.snap.TS() }
 // Begin starts a transaction bound to ctx.
 func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 	return db.begin(ctx, opts, false, nil)
-}
-
-// retryPlan is what a failed Update attempt tells the next one.
-type retryPlan struct {
-	// age is the first attempt's ID: every retry of an Update is as old as
-	// its first attempt when a deadlock victim is chosen (the youngest by
-	// age loses), so a retried transaction is not the youngest again each
-	// round — the fairness of wound-wait's and CockroachDB's priorities.
-	age         uint64
-	pessimistic bool      // run pessimistically (Hybrid's fallback)
-	pre         []prelock // locks taken first, in key order (Hybrid, escalation)
-	hotX        [][]byte  // Adaptive: keys the failed attempt wrote (locked X when hot)
-}
-
-// hotX returns the keys an Adaptive retry locks X when it reads them.
-func (tx *Tx) hotX() [][]byte {
-	if tx.plan == nil {
-		return nil
-	}
-	return tx.plan.hotX
-}
-
-// prelocked reports whether the transaction's plan locked key before it ran.
-func (tx *Tx) prelocked(key []byte) bool {
-	if tx.plan == nil {
-		return false
-	}
-	return slices.ContainsFunc(tx.plan.pre, func(p prelock) bool { return bytes.Equal(p.key, key) })
 }
 
 func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *retryPlan) (*Tx, error) {
@@ -168,32 +130,6 @@ func (db *DB) begin(ctx context.Context, opts *TxOptions, managed bool, plan *re
 		tx.refreshSnapshot(pre)
 	}
 	return tx, nil
-}
-
-// refreshSnapshot re-opens a snapshot reader after the prelocks, at a
-// timestamp that includes the newest version of every prelocked key. Those
-// keys cannot change while the locks are held, so the snapshot's reads of
-// them stay current until commit: an escalated optimistic retry validates
-// them without failing, and a Snapshot-isolation retry writes them without a
-// first-updater-wins conflict. (A reader of the latest versions — strict
-// 2PL — needs nothing.)
-func (tx *Tx) refreshSnapshot(pre []prelock) {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.done || tx.snap.TS() == math.MaxUint64 {
-		return
-	}
-	var newest uint64
-	for _, p := range pre {
-		newest = max(newest, tx.db.store.NewestVersion(p.key))
-	}
-	if newest <= tx.snap.TS() {
-		return
-	}
-	_ = tx.db.store.WaitVisible(tx.ctx, newest) // installed and released: done soon
-	tx.snap.Close()
-	tx.snap = mvcc.Snapshot{}
-	tx.db.store.OpenSnapshot(&tx.snap)
 }
 
 // requestedStrategy is the strategy opts ask for, or the DB's default.
@@ -237,7 +173,7 @@ func (tx *Tx) open(ctx context.Context, label string, plan *retryPlan) error {
 	tx.bind(ctx)
 	tx.openReader()
 	if err := tx.db.register(tx); err != nil {
-		tx.done = true
+		tx.setStateLocked(stateReleased) // never registered: nothing to end
 		tx.snap.Close()
 		tx.stopAfter()
 		tx.cancelCtx(nil)
@@ -299,7 +235,7 @@ func (tx *Tx) closeAbort() {
 func (tx *Tx) abortAsync() {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.done {
+	if tx.finished() {
 		return
 	}
 	tx.abortErr = tx.ctxErr()
@@ -320,7 +256,7 @@ func (tx *Tx) ctxErr() error {
 // usableLocked returns the error every operation returns on a finished or
 // cancelled transaction (and rolls a cancelled one back).
 func (tx *Tx) usableLocked() error {
-	if tx.done {
+	if tx.finished() {
 		if tx.abortErr != nil {
 			return tx.abortErr
 		}
@@ -344,10 +280,10 @@ func (tx *Tx) failLocked(err error) error {
 	if tx.abortErr == nil && IsRetryable(err) {
 		tx.abortErr = err
 	}
-	if !tx.done && tx.managed && IsRetryable(err) && tx.locked {
+	if !tx.finished() && tx.managed && IsRetryable(err) && tx.locked {
 		tx.rememberHeldLocked()
 	}
-	if !tx.done {
+	if !tx.finished() {
 		tx.reason = classify(err)
 		tx.finishLocked(false)
 	}
@@ -366,7 +302,8 @@ func (tx *Tx) finishLocked(committed bool) {
 // committer calls it right after installing (early lock release) and ends
 // only once its record is durable.
 func (tx *Tx) releaseLocked() {
-	tx.done = true
+	committing := tx.state == stateCommitting
+	tx.setStateLocked(stateReleased)
 	tx.maxSeen = max(tx.maxSeen, tx.snap.Seen())
 	tx.snap.Close()
 	if tx.locked || tx.labeled {
@@ -374,7 +311,7 @@ func (tx *Tx) releaseLocked() {
 		// which a transaction that never locked would otherwise leak.
 		tx.db.locks.ReleaseAll(tx.id)
 	}
-	if tx.inCommit {
+	if committing {
 		tx.db.committing.remove(tx.id) // after install and release
 	}
 }
@@ -382,6 +319,7 @@ func (tx *Tx) releaseLocked() {
 // endLocked is the second half: the transaction unbinds from its context,
 // is counted and leaves the running set (Close waits for that).
 func (tx *Tx) endLocked(committed bool) {
+	tx.setStateLocked(stateEnded)
 	stopped := tx.stopAfter()
 	tx.cancelCtx(nil)
 	// Real-time order (linearizability of CompareAndSwap, strict
@@ -422,7 +360,7 @@ func (tx *Tx) Rollback() error {
 func (tx *Tx) rollback() error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.done {
+	if tx.finished() {
 		return ErrTxDone
 	}
 	tx.finishLocked(false)
@@ -435,7 +373,7 @@ func (tx *Tx) rollback() error {
 func (tx *Tx) rollbackSettled(err error) error {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if !tx.done {
+	if !tx.finished() {
 		tx.releaseLocked()
 		serr := tx.settleLocked()
 		tx.endLocked(false)
@@ -469,72 +407,6 @@ func (tx *Tx) lockLocked(t lockmgr.Target, mode lockmgr.Mode, p lockmgr.WaitPoli
 		return tx.failLocked(err)
 	}
 	return err
-}
-
-// lockPrelocks takes, in key order, the locks a Hybrid retry asks for.
-func (tx *Tx) lockPrelocks(pre []prelock) error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	for _, p := range pre {
-		if err := tx.lockLocked(lockmgr.Point(p.key), p.mode, lockmgr.Block, tx.timeout); err != nil {
-			return tx.failLocked(err)
-		}
-	}
-	return nil
-}
-
-// rememberHeldLocked adds to the recorded reads the point keys the
-// transaction holds locks on, before a retryable failure releases them: a
-// pessimistic transaction's reads are not recorded (its locks do their
-// work), but its retry must know every key it touched to lock them first.
-func (tx *Tx) rememberHeldLocked() {
-	for _, l := range tx.db.locks.Held(tx.id) {
-		if !l.Range && !slices.ContainsFunc(tx.reads, func(k []byte) bool { return bytes.Equal(k, l.Key) }) {
-			tx.reads = append(tx.reads, l.Key)
-		}
-	}
-}
-
-// touched lists the keys this attempt read or wrote, in key order, with the
-// mode a pessimistic retry should lock them in.
-func (tx *Tx) touched() []prelock {
-	ws := tx.writes.Writes()
-	out := make([]prelock, 0, len(ws)+len(tx.reads))
-	for _, w := range ws {
-		if _, skip := tx.tried[string(w.Key)]; !skip {
-			out = append(out, prelock{key: w.Key, mode: lockmgr.Exclusive})
-		}
-	}
-	for _, k := range tx.reads {
-		_, skip := tx.tried[string(k)]
-		if _, _, ok := tx.writes.Get(k); !ok && !skip {
-			out = append(out, prelock{key: k, mode: lockmgr.Shared})
-		}
-	}
-	return sortPrelocks(out)
-}
-
-// sortPrelocks sorts p by key and drops duplicates, keeping the strongest
-// mode, and returns the shortened slice. (It once returned nothing and left
-// zeroed entries at the end: a key read twice became a lock on the empty
-// key "" in the retry, which TestConflictStormEveryUpdateCommits caught
-// under -race.)
-func sortPrelocks(p []prelock) []prelock {
-	slicesSortFunc(p, func(a, b prelock) int { return bytes.Compare(a.key, b.key) })
-	// Drop duplicates, keeping the strongest mode.
-	w := 0
-	for i := range p {
-		if w > 0 && bytes.Equal(p[w-1].key, p[i].key) {
-			if p[i].mode == lockmgr.Exclusive {
-				p[w-1].mode = lockmgr.Exclusive
-			}
-			continue
-		}
-		p[w] = p[i]
-		w++
-	}
-	clear(p[w:])
-	return p[:w]
 }
 
 func validateTxOptions(o *TxOptions, tx *Tx) error {

@@ -229,6 +229,13 @@ func (db *DB) RecentDeadlocks(after uint64) []DeadlockRecord { return db.e.Recen
 //	Conflicts uint64 // validation failures (ConflictError) on it
 //	LockWaits uint64 // lock requests that had to wait for it
 //	Deadlocks uint64 // deadlock cycles through it
+//	// Temperature is the key's conflict temperature now (MOCC's, package
+//	// steer: recent validation failures, halving every 500 ms); 0 for a range.
+//	Temperature uint32
+//	// AdaptiveLocks says an Adaptive transaction now locks the key when it
+//	// reads it (Temperature ≥ Options.AdaptiveThreshold): the key has
+//	// switched from optimistic to locked. False for a range.
+//	AdaptiveLocks bool
 type HotKey = txn.HotKey
 
 // HotKeys returns up to n keys with the most recent contention, highest

@@ -31,4 +31,7 @@ func (db *DB) WaitForGraph() []WaitForEdge { return db.e.LockManager().WaitForGr
 // Fields (txn.StrategyStats):
 //
 //	Commits, Aborts uint64
+//	// Conflicts counts the aborts that were conflicts or deadlock victims
+//	// (the strategy's share of Stats.ConflictRate's events).
+//	Conflicts uint64
 type StrategyStats = txn.StrategyStats

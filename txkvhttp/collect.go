@@ -153,9 +153,10 @@ func (c *collector) sampleLocked(now time.Time, st *txkv.Stats) {
 	for name, tot := range st.ByStrategy {
 		was := prev.ByStrategy[name]
 		dc, da := float64(tot.Commits-min(was.Commits, tot.Commits)), float64(tot.Aborts-min(was.Aborts, tot.Aborts))
+		dx := float64(tot.Conflicts - min(was.Conflicts, tot.Conflicts))
 		r := Rates{Time: now, Commits: dc / secs, Aborts: da / secs}
 		if dc+da > 0 {
-			r.AbortRate = da / (dc + da)
+			r.AbortRate, r.ConflictRate = da/(dc+da), dx/(dc+da)
 		}
 		smp.rates[name] = r
 	}
@@ -240,7 +241,8 @@ func hotKeys(hs []txkv.HotKey) []HotKey {
 	out := make([]HotKey, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, HotKey{Target: newTarget(h.Key, h.End, h.Range),
-			Conflicts: h.Conflicts, LockWaits: h.LockWaits, Deadlocks: h.Deadlocks})
+			Conflicts: h.Conflicts, LockWaits: h.LockWaits, Deadlocks: h.Deadlocks,
+			Temperature: h.Temperature, AdaptiveLocks: h.AdaptiveLocks})
 	}
 	return out
 }

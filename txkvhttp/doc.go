@@ -39,7 +39,7 @@
 //     read ten times a second while someone watches: every deadlock is
 //     listed unless a storm passes 320 a second (then counted as Missed).
 //   - Per strategy (Stats.ByStrategy), commits and aborts per second and
-//     the abort rate over the last five minutes, with the DB's windowed
+//     the conflict rate over the last five minutes, with the DB's windowed
 //     conflict rate and the state of Adaptive's and Hybrid's steering.
 //   - The hot keys (db.HotKeys) and db.Advice() with its reasons.
 //

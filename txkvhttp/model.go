@@ -173,6 +173,9 @@ type Rates struct {
 	Commits   float64   `json:"commits_per_sec"`
 	Aborts    float64   `json:"aborts_per_sec"`
 	AbortRate float64   `json:"abort_rate"` // aborts / (commits + aborts), 0 with neither
+	// ConflictRate is conflicts (validation failures and deadlock victims)
+	// / (commits + aborts), 0 with neither.
+	ConflictRate float64 `json:"conflict_rate"`
 }
 
 // Point is one value of a series.
@@ -193,6 +196,11 @@ type HotKey struct {
 	Conflicts uint64 `json:"conflicts"`
 	LockWaits uint64 `json:"lock_waits"`
 	Deadlocks uint64 `json:"deadlocks"`
+	// Temperature and AdaptiveLocks: the key's conflict temperature, and
+	// whether Adaptive transactions now lock it at read time (it switched
+	// from optimistic to locked as it heated up).
+	Temperature   uint32 `json:"temperature"`
+	AdaptiveLocks bool   `json:"adaptive_locks"`
 }
 
 // Advice is db.Advice() (GET api/advice.json).

@@ -60,7 +60,7 @@ type chartView struct {
 	Commits, Aborts uint64
 	Last            *Rates
 	Rates           template.HTML // built by chartSVG, which escapes every text
-	AbortRate       template.HTML
+	ConflictRate    template.HTML
 }
 
 func newView(s *Snapshot) *view {
@@ -73,13 +73,13 @@ func newView(s *Snapshot) *view {
 		for _, p := range ser.Points {
 			commits = append(commits, Point{p.Time, p.Commits})
 			aborts = append(aborts, Point{p.Time, p.Aborts})
-			rate = append(rate, Point{p.Time, p.AbortRate})
+			rate = append(rate, Point{p.Time, p.ConflictRate})
 		}
 		if n := len(ser.Points); n > 0 {
 			cv.Last = &ser.Points[n-1]
 		}
 		cv.Rates = template.HTML(chartSVG(s.Time, 0, marks, series{"commits", commits}, series{"aborts", aborts}))
-		cv.AbortRate = template.HTML(chartSVG(s.Time, 1, marks, series{"rate", rate}))
+		cv.ConflictRate = template.HTML(chartSVG(s.Time, 1, marks, series{"rate", rate}))
 		v.Charts = append(v.Charts, cv)
 	}
 	return v

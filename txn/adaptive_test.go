@@ -262,3 +262,21 @@ func TestDeadlockVictimRequester(t *testing.T) {
 
 // TestWindowClockTicks: the window's coarse clock advances on its own (once
 // a second) and stops with the window.
+
+// HotKeys shows each hot key's temperature and whether Adaptive now locks
+// it at read time: the switch from optimistic to locked as it heats up.
+func TestHotKeysShowAdaptiveSwitch(t *testing.T) {
+	db := openAdaptive(t, 2)
+	k := []byte("k")
+	db.hot.note(k, nil, false, hotConflict)
+	hs := db.HotKeys(1)
+	if len(hs) != 1 || hs[0].Temperature != 0 || hs[0].AdaptiveLocks {
+		t.Fatalf("cold key: %+v", hs)
+	}
+	db.temp.Heat(k, true)
+	db.temp.Heat(k, true)
+	hs = db.HotKeys(1)
+	if hs[0].Temperature != 2 || !hs[0].AdaptiveLocks {
+		t.Fatalf("key at the threshold: %+v, want temperature 2, locked", hs[0])
+	}
+}

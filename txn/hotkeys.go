@@ -18,6 +18,13 @@ type HotKey struct {
 	Conflicts uint64 // validation failures (ConflictError) on it
 	LockWaits uint64 // lock requests that had to wait for it
 	Deadlocks uint64 // deadlock cycles through it
+	// Temperature is the key's conflict temperature now (MOCC's, package
+	// steer: recent validation failures, halving every 500 ms); 0 for a range.
+	Temperature uint32
+	// AdaptiveLocks says an Adaptive transaction now locks the key when it
+	// reads it (Temperature ≥ Options.AdaptiveThreshold): the key has
+	// switched from optimistic to locked. False for a range.
+	AdaptiveLocks bool
 }
 
 func (h HotKey) score() uint64 { return h.Conflicts + h.LockWaits + h.Deadlocks }
@@ -180,4 +187,13 @@ func (h *hotKeys) top(n int) []HotKey {
 // tracked; the counts are those since a target entered the table, and the
 // order also weighs what an evicted target may have had, so a truly hot key
 // cannot be pushed out by a stream of cold ones.
-func (db *DB) HotKeys(n int) []HotKey { return db.hot.top(n) }
+func (db *DB) HotKeys(n int) []HotKey {
+	hs := db.hot.top(n)
+	for i := range hs {
+		if !hs[i].Range {
+			hs[i].Temperature = db.temp.Of(hs[i].Key)
+			hs[i].AdaptiveLocks = db.isHot(hs[i].Key)
+		}
+	}
+	return hs
+}

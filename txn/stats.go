@@ -85,7 +85,7 @@ type txCounters struct {
 	_                [64]byte // keep shards on separate cache lines
 }
 
-type strategyCounters struct{ commits, aborts atomic.Uint64 }
+type strategyCounters struct{ commits, aborts, conflicts atomic.Uint64 }
 
 // sum adds up the shards into one txCounters-shaped set of plain numbers.
 func (c *counters) sum() (t txTotals) {
@@ -94,6 +94,7 @@ func (c *counters) sum() (t txTotals) {
 		for st := range sh.byStrategy {
 			t.byStrategy[st].Commits += sh.byStrategy[st].commits.Load()
 			t.byStrategy[st].Aborts += sh.byStrategy[st].aborts.Load()
+			t.byStrategy[st].Conflicts += sh.byStrategy[st].conflicts.Load()
 		}
 		for r := range sh.byReason {
 			t.byReason[r] += sh.byReason[r].Load()
@@ -120,7 +121,12 @@ type txTotals struct {
 }
 
 // StrategyStats are the commit and abort counts of one strategy.
-type StrategyStats struct{ Commits, Aborts uint64 }
+type StrategyStats struct {
+	Commits, Aborts uint64
+	// Conflicts counts the aborts that were conflicts or deadlock victims
+	// (the strategy's share of Stats.ConflictRate's events).
+	Conflicts uint64
+}
 
 // HistogramBucket is one bucket of a latency histogram: Count waits took at
 // most UpperBound (and more than the previous bucket's bound).
@@ -204,6 +210,9 @@ func (db *DB) noteEnd(tx *Tx, committed bool) {
 		sc.commits.Add(1)
 	} else {
 		sc.aborts.Add(1)
+		if tx.reason == reasonConflict || tx.reason == reasonDeadlock {
+			sc.conflicts.Add(1)
+		}
 		c.byReason[tx.reason].Add(1)
 	}
 	if tx.nReads > 0 {

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -44,5 +45,35 @@ func TestTxSize(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(Tx{}); n > 288 {
 		t.Fatalf("Tx is %d bytes, over the 288-byte size class", n)
+	}
+}
+
+// Each strategy's conflicts are counted apart from its other aborts.
+func TestStrategyStatsCountConflicts(t *testing.T) {
+	db := openAdaptive(t, AdaptiveNever)
+	ctx := context.Background()
+	tx, err := db.Begin(ctx, &TxOptions{Strategy: Optimistic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Get([]byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := db.Put(ctx, []byte("k"), []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put([]byte("k"), []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Commit = %v, want a conflict", err)
+	}
+	rb, err := db.Begin(ctx, &TxOptions{Strategy: Optimistic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rb.Rollback() // an abort, not a conflict
+	if got := db.Stats().ByStrategy["optimistic"]; got.Aborts != 2 || got.Conflicts != 1 {
+		t.Fatalf("optimistic: %+v, want 2 aborts of which 1 conflict", got)
 	}
 }

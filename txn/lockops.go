@@ -308,3 +308,24 @@ func (tx *Tx) noteTriedLocked(key []byte, p lockmgr.WaitPolicy) {
 	}
 	tx.tried[string(key)] = struct{}{}
 }
+
+// LockRequest is what a request's LockOptions ask for, resolved in order:
+// its wait policy (lockmgr.Block unless NoWait or SkipLocked), and the
+// bound of its wait when WaitTimeout was given (Timed). Engines other than
+// this one read lock options through it (ResolveLockOptions).
+type LockRequest struct {
+	Policy  lockmgr.WaitPolicy
+	Timeout time.Duration // with Timed: 0 does not wait, < 0 waits forever
+	Timed   bool
+}
+
+// ResolveLockOptions applies opts to a default request (Block, untimed).
+func ResolveLockOptions(opts []LockOption) LockRequest {
+	o := lockOptions{policy: lockmgr.Block}
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return LockRequest{Policy: o.policy, Timeout: o.timeout, Timed: o.timed}
+}

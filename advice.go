@@ -1,6 +1,9 @@
 package txkv
 
-import "github.com/txkv/txkv/txn"
+import (
+	"github.com/txkv/txkv/engine"
+	"github.com/txkv/txkv/txn"
+)
 
 // Workload describes a workload by the decision guide's six questions:
 // criticality, conflict rate, read/write ratio, transaction duration,
@@ -30,7 +33,17 @@ func Advise(w Workload) Advice { return txn.Advise(w) }
 
 // Advice applies the flowchart to what this database has measured (the
 // windowed conflict rate, the read/write ratio, the mean transaction time).
-func (db *DB) Advice() Advice { return db.e.Advice() }
+// Over another engine without engine.Inspector it advises for a distributed
+// workload and nothing measured.
+func (db *DB) Advice() Advice {
+	if db.x != nil {
+		if in, ok := db.x.(engine.Inspector); ok {
+			return in.Advice()
+		}
+		return Advise(Workload{Distributed: true})
+	}
+	return db.e.Advice()
+}
 
 // HistogramBucket is one bucket of Stats.LockWaitHistogram.
 //

@@ -2,16 +2,31 @@ package txkv
 
 import (
 	"context"
+	"fmt"
 	"io"
 
+	"github.com/txkv/txkv/engine"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/txn"
 )
 
 // DB is an open txkv database. It is safe for concurrent use.
+//
+// A DB runs over one of two engines (see package engine): the local one, in
+// this process (Open), called directly; or another engine (OpenEngine), such
+// as the nested module etcdkv's, called through engine.Engine. Exactly one
+// of e and x is set.
 type DB struct {
 	e *txn.DB
+	x engine.Engine
 }
+
+// OpenEngine returns a DB that runs every call over e: the constructor
+// another engine's package calls (etcdkv.Open does) to give its users the
+// same *DB API. The DB owns e: Close closes it. What e does not support
+// fails with an error wrapping ErrNotSupported; introspection e does not
+// offer (engine.Inspector) reports nothing.
+func OpenEngine(e engine.Engine) *DB { return &DB{x: e} }
 
 // Open opens the database file at path, creating it (mode 0600) if needed,
 // and recovers it: the log records after the last checkpoint are replayed.
@@ -40,12 +55,24 @@ func Open(path string, opts *Options) (*DB, error) {
 // Close rolls back running transactions (their next call returns ErrClosed),
 // waits for commits in flight and background work, checkpoints and closes
 // the file. Later calls return ErrClosed.
-func (db *DB) Close() error { return db.e.Close() }
+func (db *DB) Close() error {
+	if db.x != nil {
+		return db.x.Close()
+	}
+	return db.e.Close()
+}
 
 // Begin starts a transaction bound to ctx, as database/sql's BeginTx:
 // cancelling ctx ends its lock waits with ctx.Err() and rolls it back.
 // opts nil means the DB's defaults. The caller must Commit or Rollback.
 func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
+	if db.x != nil {
+		t, err := db.x.Begin(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Tx{x: t}, nil
+	}
 	t, err := db.e.Begin(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -58,6 +85,9 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 // An error or a panic in fn rolls back (the panic is re-raised); Commit and
 // Rollback inside fn return ErrTxManaged.
 func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error) error {
+	if db.x != nil {
+		return db.x.Update(ctx, opts, wrapFn(fn))
+	}
 	if fn == nil {
 		return db.e.Update(ctx, opts, nil)
 	}
@@ -67,6 +97,9 @@ func (db *DB) Update(ctx context.Context, opts *TxOptions, fn func(tx *Tx) error
 // View runs fn in a read-only transaction that reads a consistent snapshot
 // and never validates or waits.
 func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
+	if db.x != nil {
+		return db.x.View(ctx, wrapFn(fn))
+	}
 	if fn == nil {
 		return db.e.View(ctx, nil)
 	}
@@ -74,23 +107,44 @@ func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // Get reads one key's latest committed value (ErrNotFound if absent).
-func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) { return db.e.Get(ctx, key) }
+func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if db.x != nil {
+		return db.x.Get(ctx, key)
+	}
+	return db.e.Get(ctx, key)
+}
 
 // Put writes one key in its own durable transaction.
-func (db *DB) Put(ctx context.Context, key, value []byte) error { return db.e.Put(ctx, key, value) }
+func (db *DB) Put(ctx context.Context, key, value []byte) error {
+	if db.x != nil {
+		return db.x.Put(ctx, key, value)
+	}
+	return db.e.Put(ctx, key, value)
+}
 
 // Delete removes one key in its own durable transaction.
-func (db *DB) Delete(ctx context.Context, key []byte) error { return db.e.Delete(ctx, key) }
+func (db *DB) Delete(ctx context.Context, key []byte) error {
+	if db.x != nil {
+		return db.x.Delete(ctx, key)
+	}
+	return db.e.Delete(ctx, key)
+}
 
 // CompareAndSwap sets key to new if its value is old (old nil: if absent;
 // new nil: delete), atomically, and reports whether it did.
 func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, error) {
+	if db.x != nil {
+		return db.x.CompareAndSwap(ctx, key, old, new)
+	}
 	return db.e.CompareAndSwap(ctx, key, old, new)
 }
 
 // Increment atomically adds delta to the 8-byte big-endian int64 counter at
 // key (absent: 0) and returns the new value.
 func (db *DB) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
+	if db.x != nil {
+		return db.x.Increment(ctx, key, delta)
+	}
 	return db.e.Increment(ctx, key, delta)
 }
 
@@ -145,7 +199,12 @@ func (db *DB) Increment(ctx context.Context, key []byte, delta int64) (int64, er
 type Stats = txn.Stats
 
 // Stats returns the current counters.
-func (db *DB) Stats() Stats { return db.e.Stats() }
+func (db *DB) Stats() Stats {
+	if db.x != nil {
+		return db.x.Stats()
+	}
+	return db.e.Stats()
+}
 
 // LockInfo is one holder or waiter of a lock, as Locks reports it.
 //
@@ -191,14 +250,36 @@ type KV = txn.KV
 
 // Locks returns every lock holder and waiter right now, like PostgreSQL's
 // pg_locks view.
-func (db *DB) Locks() []LockInfo { return db.e.Locks() }
+func (db *DB) Locks() []LockInfo {
+	if db.x != nil {
+		if in, ok := db.x.(engine.Inspector); ok {
+			return in.Locks()
+		}
+		return nil
+	}
+	return db.e.Locks()
+}
 
 // WriteWaitForGraph writes the current wait-for graph as Graphviz DOT.
-func (db *DB) WriteWaitForGraph(w io.Writer) error { return db.e.LockManager().WriteDOT(w) }
+// Over another engine (OpenEngine) it fails with ErrNotSupported.
+func (db *DB) WriteWaitForGraph(w io.Writer) error {
+	if db.x != nil {
+		return notSupported("WriteWaitForGraph")
+	}
+	return db.e.LockManager().WriteDOT(w)
+}
 
 // LastDeadlock returns the most recent deadlock, like InnoDB's LATEST
 // DETECTED DEADLOCK, or nil.
-func (db *DB) LastDeadlock() *DeadlockError { return db.e.LastDeadlock() }
+func (db *DB) LastDeadlock() *DeadlockError {
+	if db.x != nil {
+		if in, ok := db.x.(engine.Inspector); ok {
+			return in.LastDeadlock()
+		}
+		return nil
+	}
+	return db.e.LastDeadlock()
+}
 
 // DeadlockRecord is one deadlock the DB resolved: its number (1, 2, … since
 // Open), when it was found, and the report.
@@ -241,8 +322,33 @@ type HotKey = txn.HotKey
 // HotKeys returns up to n keys with the most recent contention, highest
 // first — the keys your transactions are fighting over. It is always on:
 // it costs nothing until a transaction conflicts, waits or deadlocks.
-func (db *DB) HotKeys(n int) []HotKey { return db.e.HotKeys(n) }
+func (db *DB) HotKeys(n int) []HotKey {
+	if db.x != nil {
+		if in, ok := db.x.(engine.Inspector); ok {
+			return in.HotKeys(n)
+		}
+		return nil
+	}
+	return db.e.HotKeys(n)
+}
 
 // Checkpoint moves committed versions into the file's base and truncates the
 // log now, instead of waiting for the size thresholds.
-func (db *DB) Checkpoint() error { return db.e.Checkpoint() }
+// Over another engine (OpenEngine) it fails with ErrNotSupported: that
+// engine manages its own storage.
+func (db *DB) Checkpoint() error {
+	if db.x != nil {
+		return notSupported("Checkpoint")
+	}
+	return db.e.Checkpoint()
+}
+
+// wrapFn adapts a user's fn to an engine's transactions.
+func wrapFn(fn func(tx *Tx) error) func(engine.Tx) error {
+	if fn == nil {
+		return nil
+	}
+	return func(t engine.Tx) error { return fn(&Tx{x: t}) }
+}
+
+func notSupported(op string) error { return fmt.Errorf("%w: %s", ErrNotSupported, op) }

@@ -1,6 +1,7 @@
 package txkv
 
 import (
+	"github.com/txkv/txkv/engine"
 	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/mvcc"
 	"github.com/txkv/txkv/txn"
@@ -34,6 +35,10 @@ var (
 	// overtook a snapshot still reading. It is not retryable; report it as a
 	// bug. (Damage to a stored version is ErrCorrupt, caught by its checksum.)
 	ErrSnapshotTooOld = mvcc.ErrSnapshotTooOld
+
+	// Errors of engines other than the local one (OpenEngine).
+	ErrNotSupported = engine.ErrNotSupported // the engine does not implement this operation or option; the error names it
+	ErrTxnTooLarge  = engine.ErrTxnTooLarge  // more operations than the engine's atomic request allows; the error names the limit
 )
 
 type (

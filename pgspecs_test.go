@@ -65,19 +65,14 @@ func rollbackStep(tx *txkv.Tx) error { return tx.Rollback() }
 // blocked and something released it) and returns its result.
 func (s *session) awaitStep(name string) schedResult {
 	s.sc.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(200 * time.Microsecond)
-	defer tick.Stop()
-	for {
-		s.sc.poll()
-		if r, ok := s.results[name]; ok {
-			return r
-		}
-		if time.Now().After(deadline) {
-			s.sc.t.Fatalf("%s: step %s did not end (a hang)", s.name, name)
-		}
-		<-tick.C
-	}
+	r := s.Await(name)
+	return schedResult{err: r.Err, skipped: r.Skipped}
+}
+
+// schedResult is a step's outcome, as awaitStep returns it.
+type schedResult struct {
+	err     error
+	skipped bool
 }
 
 // tryStep issues a step whose error does not end the session — NOWAIT and
@@ -107,7 +102,7 @@ func (s *session) mustNotBlock(name string) {
 	if s.blockedIn(name) {
 		s.sc.t.Fatalf("%s: %s waited for a lock; it must not", s.name, name)
 	}
-	if _, ok := s.results[name]; !ok {
+	if !s.Ended(name) {
 		s.sc.t.Fatalf("%s: %s has not ended", s.name, name)
 	}
 }
@@ -116,7 +111,7 @@ func (s *session) mustNotBlock(name string) {
 func (s *session) mustBlock(name string) {
 	s.sc.t.Helper()
 	if !s.blockedIn(name) {
-		s.sc.t.Fatalf("%s: %s did not wait for a lock (result %+v)", s.name, name, s.results[name])
+		s.sc.t.Fatalf("%s: %s did not wait for a lock (result %v)", s.name, name, s.Err(name))
 	}
 }
 

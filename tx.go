@@ -3,6 +3,8 @@ package txkv
 import (
 	"context"
 
+	"github.com/txkv/txkv/engine"
+
 	"github.com/txkv/txkv/txn"
 )
 
@@ -14,9 +16,13 @@ import (
 // transaction), so a handle remembers the ID it was issued for: a handle
 // kept past the end of its transaction fails with ErrTxDone, even when its
 // txn.Tx already serves another View.
+//
+// Over another engine (OpenEngine) the handle holds that engine's
+// transaction in x instead (t is nil) and forwards every call to it.
 type Tx struct {
 	t  *txn.Tx
 	id uint64
+	x  engine.Tx
 }
 
 func newTx(t *txn.Tx) *Tx { return &Tx{t: t, id: t.ID()} }
@@ -39,10 +45,18 @@ var doneCtx = func() context.Context {
 }()
 
 // ID returns the transaction's ID (increasing with start time).
-func (tx *Tx) ID() uint64 { return tx.id }
+func (tx *Tx) ID() uint64 {
+	if tx.x != nil {
+		return tx.x.ID()
+	}
+	return tx.id
+}
 
 // Isolation returns the transaction's isolation level.
 func (tx *Tx) Isolation() Isolation {
+	if tx.x != nil {
+		return tx.x.Isolation()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return IsolationDefault
@@ -56,6 +70,9 @@ func (tx *Tx) Isolation() Isolation {
 // It is 0 for a handle kept past the end of a View whose transaction was
 // recycled.
 func (tx *Tx) ReadTS() uint64 {
+	if tx.x != nil {
+		return tx.x.ReadTS()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return 0
@@ -67,6 +84,9 @@ func (tx *Tx) ReadTS() uint64 {
 // kept past the end of a View whose transaction was recycled: a done
 // context, cause ErrTxDone).
 func (tx *Tx) Context() context.Context {
+	if tx.x != nil {
+		return tx.x.Context()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return doneCtx
@@ -76,6 +96,9 @@ func (tx *Tx) Context() context.Context {
 
 // Strategy returns the strategy this transaction runs with.
 func (tx *Tx) Strategy() Strategy {
+	if tx.x != nil {
+		return tx.x.Strategy()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return StrategyDefault
@@ -85,6 +108,9 @@ func (tx *Tx) Strategy() Strategy {
 
 // Get returns key's value as this transaction sees it (ErrNotFound if absent).
 func (tx *Tx) Get(key []byte) ([]byte, error) {
+	if tx.x != nil {
+		return tx.x.Get(key)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return nil, err
@@ -94,6 +120,9 @@ func (tx *Tx) Get(key []byte) ([]byte, error) {
 
 // GetVersioned returns key's value and committed version (0 if absent).
 func (tx *Tx) GetVersioned(key []byte) (value []byte, version uint64, err error) {
+	if tx.x != nil {
+		return tx.x.GetVersioned(key)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return nil, 0, err
@@ -103,6 +132,9 @@ func (tx *Tx) GetVersioned(key []byte) (value []byte, version uint64, err error)
 
 // GetForShare locks key shared and reads it (SELECT … FOR SHARE).
 func (tx *Tx) GetForShare(key []byte, opts ...LockOption) ([]byte, error) {
+	if tx.x != nil {
+		return tx.x.GetForShare(key, opts...)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return nil, err
@@ -112,6 +144,9 @@ func (tx *Tx) GetForShare(key []byte, opts ...LockOption) ([]byte, error) {
 
 // GetForUpdate locks key exclusively and reads it (SELECT … FOR UPDATE).
 func (tx *Tx) GetForUpdate(key []byte, opts ...LockOption) ([]byte, error) {
+	if tx.x != nil {
+		return tx.x.GetForUpdate(key, opts...)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return nil, err
@@ -121,6 +156,9 @@ func (tx *Tx) GetForUpdate(key []byte, opts ...LockOption) ([]byte, error) {
 
 // Put writes key=value in this transaction.
 func (tx *Tx) Put(key, value []byte) error {
+	if tx.x != nil {
+		return tx.x.Put(key, value)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -131,6 +169,9 @@ func (tx *Tx) Put(key, value []byte) error {
 // PutIfVersion writes key=value if key's committed version is version
 // (0: absent); otherwise ErrVersionMismatch and the transaction stays usable.
 func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
+	if tx.x != nil {
+		return tx.x.PutIfVersion(key, value, version)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -140,6 +181,9 @@ func (tx *Tx) PutIfVersion(key, value []byte, version uint64) error {
 
 // Delete removes key in this transaction.
 func (tx *Tx) Delete(key []byte) error {
+	if tx.x != nil {
+		return tx.x.Delete(key)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -150,6 +194,9 @@ func (tx *Tx) Delete(key []byte) error {
 // Scan calls fn for each key of [start, end) in order (nil: unbounded). fn's
 // slices are valid only during the call and must not be modified.
 func (tx *Tx) Scan(start, end []byte, fn func(key, value []byte) error) error {
+	if tx.x != nil {
+		return tx.x.Scan(start, end, fn)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -159,6 +206,9 @@ func (tx *Tx) Scan(start, end []byte, fn func(key, value []byte) error) error {
 
 // ScanForUpdate locks and returns up to limit keys of [start, end) (<= 0: all).
 func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([]KV, error) {
+	if tx.x != nil {
+		return tx.x.ScanForUpdate(start, end, limit, opts...)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return nil, err
@@ -168,6 +218,9 @@ func (tx *Tx) ScanForUpdate(start, end []byte, limit int, opts ...LockOption) ([
 
 // LockRange locks [start, end) in mode (nil: unbounded).
 func (tx *Tx) LockRange(start, end []byte, mode LockMode, opts ...LockOption) error {
+	if tx.x != nil {
+		return tx.x.LockRange(start, end, mode, opts...)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -177,6 +230,9 @@ func (tx *Tx) LockRange(start, end []byte, mode LockMode, opts ...LockOption) er
 
 // LockKeys locks keys in mode in canonical order (deadlock prevention).
 func (tx *Tx) LockKeys(mode LockMode, keys ...[]byte) error {
+	if tx.x != nil {
+		return tx.x.LockKeys(mode, keys...)
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -186,6 +242,9 @@ func (tx *Tx) LockKeys(mode LockMode, keys ...[]byte) error {
 
 // Commit makes the writes durable and visible; on error it rolls back.
 func (tx *Tx) Commit() error {
+	if tx.x != nil {
+		return tx.x.Commit()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err
@@ -202,6 +261,9 @@ func (tx *Tx) Commit() error {
 // *DeadlockError, ErrClosed); Rollback's ErrTxDone only says there was
 // nothing left to roll back.
 func (tx *Tx) Rollback() error {
+	if tx.x != nil {
+		return tx.x.Rollback()
+	}
 	t, err := tx.live()
 	if err != nil {
 		return err

@@ -15,4 +15,11 @@ package txkv
 // transaction for its whole walk (a commit that must grow the file's memory
 // map waits for it). An in-memory database has nothing to verify; a closed
 // one returns ErrClosed.
-func (db *DB) Verify() error { return db.e.Verify() }
+//
+// Over another engine (OpenEngine) it fails with ErrNotSupported.
+func (db *DB) Verify() error {
+	if db.x != nil {
+		return notSupported("Verify")
+	}
+	return db.e.Verify()
+}

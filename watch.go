@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 
+	"github.com/txkv/txkv/engine"
+
 	"github.com/txkv/txkv/txn"
 )
 
@@ -35,8 +37,19 @@ type Event = txn.Event
 // registration, released when the loop ends: break, ctx done (ctx.Err() is yielded), Close
 // (ErrClosed is yielded) or an error.
 func (db *DB) Watch(ctx context.Context, prefix []byte, fromVersion uint64) iter.Seq2[Event, error] {
+	if db.x != nil {
+		return db.x.Watch(ctx, prefix, fromVersion)
+	}
 	return db.e.Watch(ctx, prefix, fromVersion)
 }
 
 // Watchers returns the number of Watch iterations running now.
-func (db *DB) Watchers() int { return db.e.Watchers() }
+func (db *DB) Watchers() int {
+	if db.x != nil {
+		if in, ok := db.x.(engine.Inspector); ok {
+			return in.Watchers()
+		}
+		return 0
+	}
+	return db.e.Watchers()
+}

@@ -298,3 +298,24 @@ func (tx *Tx) noteTriedLocked(key []byte, p lockmgr.WaitPolicy) {
 	}
 	tx.tried[string(key)] = struct{}{}
 }
+
+// LockRequest is what a request's LockOptions ask for, resolved in order:
+// its wait policy (lockmgr.Block unless NoWait or SkipLocked), and the
+// bound of its wait. Engines other than this one read lock options through
+// it (ResolveLockOptions).
+type LockRequest struct {
+	Policy  lockmgr.WaitPolicy
+	Timeout time.Duration // the one convention: > 0 at most, 0 do not wait, Forever no bound
+}
+
+// ResolveLockOptions applies opts to a default request: Block, waiting at
+// most def (the engine's lock timeout for the transaction).
+func ResolveLockOptions(opts []LockOption, def time.Duration) LockRequest {
+	o := lockOptions{policy: lockmgr.Block, timeout: def}
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return LockRequest{Policy: o.policy, Timeout: o.timeout}
+}

@@ -1,4 +1,4 @@
-package txkv_test
+package conformance
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 )
 
 // The anomalies anomaly_test.go does not cover (Berenson et al. 1995 P0,
-// P1, P2 and A5A), in its shape: testX(t, m) over every strategy at both
+// P1, P2 and A5A), in its shape: tg.testX(t, m) over every strategy at both
 // isolation levels, each in a fixed interleaving driven by sched, with each
 // mode's expected outcome written in a table. What must hold in every mode
 // (the anomaly never happens) is checked separately from how each mode
@@ -39,15 +39,15 @@ func column(m mode) string {
 
 // ---- P0 dirty write -----------------------------------------------------
 
-func TestDirtyWrite(t *testing.T) { forModes(t, allModes, testDirtyWrite) }
+func DirtyWrite(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.testDirtyWrite) }
 
 // w1[x] w2[x] w2[y] c2 w1[y] c1: with dirty writes allowed, x ends as T1's
 // and y as T2's — a state no serial order produces. In every mode x == y
 // at the end, equal to the transaction the table says commits last.
-func testDirtyWrite(t *testing.T, m mode) {
+func (tg Target) testDirtyWrite(t *testing.T, m mode) {
 	expect := map[string]struct {
 		w2Waits bool   // T2's first write waits for T1's X lock
-		fails   string // the session that fails with a retryable error ("" none)
+		fails   string // the Session that fails with a retryable error ("" none)
 		finalXY string // the value of x and y at the end
 	}{
 		"pessimistic-serializable": {w2Waits: true, finalXY: "2"},              // T1 then T2
@@ -55,37 +55,37 @@ func testDirtyWrite(t *testing.T, m mode) {
 		"optimistic-serializable":  {finalXY: "1"},                             // blind writes: serial T2, T1
 		"optimistic-snapshot":      {fails: "T1", finalXY: "2"},                // first committer wins
 	}[column(m)]
-	db := openMem(t, anomalyOptions())
+	db := tg.Open(t)
 	mustPut(t, db, "x", "0")
 	mustPut(t, db, "y", "0")
-	sc := newSched(t, db)
-	t1, t2 := sc.begin("T1", m.txOptions()), sc.begin("T2", m.txOptions())
+	sc := NewSched(t, db)
+	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	put := func(k, v string) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error { return tx.Put([]byte(k), []byte(v)) }
 	}
-	t1.do("w1[x]", put("x", "1"))
-	t2.do("w2[x]", put("x", "2"))
-	t2.do("w2[y]", put("y", "2"))
-	t2.commit()
-	t1.do("w1[y]", put("y", "1"))
-	t1.commit()
-	sc.finish()
+	t1.Do("w1[x]", put("x", "1"))
+	t2.Do("w2[x]", put("x", "2"))
+	t2.Do("w2[y]", put("y", "2"))
+	t2.Commit()
+	t1.Do("w1[y]", put("y", "1"))
+	t1.Commit()
+	sc.Finish()
 
 	x, _ := getString(t, db, "x")
 	y, _ := getString(t, db, "y")
 	if x != y {
 		t.Fatalf("x=%s y=%s: a dirty write interleaved the two transactions", x, y)
 	}
-	if t2.blockedIn("w2[x]") != expect.w2Waits {
-		t.Fatalf("T2's write of x waited: %v, want %v", t2.blockedIn("w2[x]"), expect.w2Waits)
+	if t2.BlockedIn("w2[x]") != expect.w2Waits {
+		t.Fatalf("T2's write of x waited: %v, want %v", t2.BlockedIn("w2[x]"), expect.w2Waits)
 	}
-	for _, s := range []*session{t1, t2} {
+	for _, s := range []*Session{t1, t2} {
 		if s.name == expect.fails {
-			if err := s.failure(); !txkv.IsRetryable(err) {
+			if err := s.Failure(); !txkv.IsRetryable(err) {
 				t.Fatalf("%s ended with %v, want a retryable conflict", s.name, err)
 			}
-		} else if !s.committed() {
-			t.Fatalf("%s did not commit: %v", s.name, s.failure())
+		} else if !s.Committed() {
+			t.Fatalf("%s did not commit: %v", s.name, s.Failure())
 		}
 	}
 	if x != expect.finalXY {
@@ -95,10 +95,10 @@ func testDirtyWrite(t *testing.T, m mode) {
 
 // ---- P1 dirty read ------------------------------------------------------
 
-func TestDirtyRead(t *testing.T) {
-	forModes(t, allModes, func(t *testing.T, m mode) {
-		t.Run("writer-aborts", func(t *testing.T) { testDirtyRead(t, m, false) })
-		t.Run("writer-commits", func(t *testing.T) { testDirtyRead(t, m, true) })
+func DirtyRead(t *testing.T, tg Target) {
+	tg.forModes(t, tg.modes(), func(t *testing.T, m mode) {
+		t.Run("writer-aborts", func(t *testing.T) { tg.testDirtyRead(t, m, false) })
+		t.Run("writer-commits", func(t *testing.T) { tg.testDirtyRead(t, m, true) })
 	})
 }
 
@@ -107,14 +107,14 @@ func TestDirtyRead(t *testing.T) {
 // Nobody ever sees T1's uncommitted state. Under strict 2PL T2's read
 // waits for T1's X lock and, if T1 commits, then reads its (now committed)
 // values; every other mode reads the last committed state at once.
-func testDirtyRead(t *testing.T, m mode, writerCommits bool) {
+func (tg Target) testDirtyRead(t *testing.T, m mode, writerCommits bool) {
 	waits := m == pessimisticSerializable
-	db := openMem(t, anomalyOptions())
+	db := tg.Open(t)
 	mustPut(t, db, "x", "clean")
 	mustPut(t, db, "gone", "here")
-	sc := newSched(t, db)
-	t1, t2 := sc.begin("T1", m.txOptions()), sc.begin("T2", m.txOptions())
-	t1.do("w1", func(tx *txkv.Tx) error {
+	sc := NewSched(t, db)
+	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1.Do("w1", func(tx *txkv.Tx) error {
 		if err := tx.Put([]byte("x"), []byte("dirty")); err != nil {
 			return err
 		}
@@ -141,29 +141,29 @@ func testDirtyRead(t *testing.T, m mode, writerCommits bool) {
 			return nil
 		})
 	}
-	t2.do("r2", read)
+	t2.Do("r2", read)
 	// Outside any transaction, the uncommitted state is invisible too.
 	wantValue(t, db, "x", "clean")
 	wantAbsent(t, db, "new")
 	if err := db.View(bg, func(tx *txkv.Tx) error {
 		if got := scanAll(t, tx, nil, nil); fmt.Sprint(got) != "[gone=here x=clean]" {
-			return fmt.Errorf("View scan during T1 = %v", got)
+			return fmt.Errorf("the View's scan during T1 = %v", got)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if waits != t2.blockedIn("r2") {
-		t.Fatalf("T2's read waited: %v, want %v", t2.blockedIn("r2"), waits)
+	if waits != t2.BlockedIn("r2") {
+		t.Fatalf("T2's read waited: %v, want %v", t2.BlockedIn("r2"), waits)
 	}
 	if writerCommits {
-		t1.commit()
+		t1.Commit()
 	} else {
-		t1.do("a1", rollbackStep)
+		t1.Do("a1", rollbackStep)
 	}
-	t2.awaitStep("r2")
-	t2.commit()
-	sc.finish()
+	t2.Await("r2")
+	t2.Commit()
+	sc.Finish()
 
 	clean := fmt.Sprint([]string{"x=clean", "new absent", "gone=here", "scan gone=here", "scan x=clean"})
 	committed := fmt.Sprint([]string{"x=dirty", "new=dirty", "gone absent", "scan new=dirty", "scan x=dirty"})
@@ -174,20 +174,20 @@ func testDirtyRead(t *testing.T, m mode, writerCommits bool) {
 	if got := fmt.Sprint(seen); got != want {
 		t.Fatalf("T2 read %s, want %s", got, want)
 	}
-	if !t2.committed() {
-		t.Fatalf("T2 (a reader) did not commit: %v", t2.failure())
+	if !t2.Committed() {
+		t.Fatalf("T2 (a reader) did not commit: %v", t2.Failure())
 	}
 }
 
 // ---- A5A read skew ------------------------------------------------------
 
-func TestReadSkew(t *testing.T) { forModes(t, allModes, testReadSkew) }
+func ReadSkew(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.testReadSkew) }
 
 // x and y hold 50 each. r1[x] w2[x=10] w2[y=90] c2 r1[y] scan1 w1[sum] c1:
 // T1 must never see half of T2's transfer (x=50 with y=90) — not by point
 // reads, not by a scan. It writes the sum it saw; the table says whether it
 // may commit.
-func testReadSkew(t *testing.T, m mode) {
+func (tg Target) testReadSkew(t *testing.T, m mode) {
 	expect := map[string]struct {
 		writerWaits bool // T2's first write waits for T1's S lock
 		readerFails bool // T1's commit fails validation
@@ -197,11 +197,11 @@ func testReadSkew(t *testing.T, m mode) {
 		"optimistic-serializable":  {readerFails: true}, // T1's read of x changed
 		"optimistic-snapshot":      {},
 	}[column(m)]
-	db := openMem(t, anomalyOptions())
+	db := tg.Open(t)
 	mustPut(t, db, "acct/x", "50")
 	mustPut(t, db, "acct/y", "50")
-	sc := newSched(t, db)
-	t1, t2 := sc.begin("T1", m.txOptions()), sc.begin("T2", m.txOptions())
+	sc := NewSched(t, db)
+	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	var x, y, scanned int
 	get := func(k string, dst *int) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -216,40 +216,40 @@ func testReadSkew(t *testing.T, m mode) {
 	put := func(k, v string) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error { return tx.Put([]byte(k), []byte(v)) }
 	}
-	t1.do("r1[x]", get("acct/x", &x))
-	t2.do("w2[x]", put("acct/x", "10"))
-	t2.do("w2[y]", put("acct/y", "90"))
-	t2.commit()
-	t1.do("r1[y]", get("acct/y", &y))
-	t1.do("scan1", func(tx *txkv.Tx) error {
+	t1.Do("r1[x]", get("acct/x", &x))
+	t2.Do("w2[x]", put("acct/x", "10"))
+	t2.Do("w2[y]", put("acct/y", "90"))
+	t2.Commit()
+	t1.Do("r1[y]", get("acct/y", &y))
+	t1.Do("scan1", func(tx *txkv.Tx) error {
 		return tx.Scan([]byte("acct/"), []byte("acct0"), func(_, v []byte) error {
 			n, err := strconv.Atoi(string(v))
 			scanned += n
 			return err
 		})
 	})
-	t1.do("w1[sum]", func(tx *txkv.Tx) error { return tx.Put([]byte("sum"), []byte(strconv.Itoa(x+y))) })
-	t1.commit()
-	sc.finish()
+	t1.Do("w1[sum]", func(tx *txkv.Tx) error { return tx.Put([]byte("sum"), []byte(strconv.Itoa(x+y))) })
+	t1.Commit()
+	sc.Finish()
 
 	if x+y != 100 || scanned != 100 {
 		t.Fatalf("T1 read x=%d y=%d (sum %d) and scanned a total of %d: read skew", x, y, x+y, scanned)
 	}
-	if t2.blockedIn("w2[x]") != expect.writerWaits {
-		t.Fatalf("T2's write waited: %v, want %v", t2.blockedIn("w2[x]"), expect.writerWaits)
+	if t2.BlockedIn("w2[x]") != expect.writerWaits {
+		t.Fatalf("T2's write waited: %v, want %v", t2.BlockedIn("w2[x]"), expect.writerWaits)
 	}
-	if !t2.committed() {
-		t.Fatalf("T2 (the transfer) did not commit: %v", t2.failure())
+	if !t2.Committed() {
+		t.Fatalf("T2 (the transfer) did not commit: %v", t2.Failure())
 	}
 	if expect.readerFails {
 		var ce *txkv.ConflictError
-		if err := t1.err("commit"); !errors.As(err, &ce) || string(ce.Key) != "acct/x" {
+		if err := t1.Err("commit"); !errors.As(err, &ce) || string(ce.Key) != "acct/x" {
 			t.Fatalf("T1's commit = %v, want a *ConflictError on acct/x", err)
 		}
 		wantAbsent(t, db, "sum")
 	} else {
-		if !t1.committed() {
-			t.Fatalf("T1 did not commit: %v", t1.failure())
+		if !t1.Committed() {
+			t.Fatalf("T1 did not commit: %v", t1.Failure())
 		}
 		wantValue(t, db, "sum", "100")
 	}
@@ -259,17 +259,17 @@ func testReadSkew(t *testing.T, m mode) {
 
 // ---- P2 non-repeatable (fuzzy) read -------------------------------------
 
-func TestNonRepeatableRead(t *testing.T) { forModes(t, allModes, testNonRepeatableRead) }
+func NonRepeatableRead(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.testNonRepeatableRead) }
 
 // r1[x] w2[x] c2 r1[x] c1: T1's second read returns the same value and the
 // same version as its first, even though T2 committed in between (or, under
 // strict 2PL, T2 could not commit in between: its write waits for T1).
-func testNonRepeatableRead(t *testing.T, m mode) {
+func (tg Target) testNonRepeatableRead(t *testing.T, m mode) {
 	writerWaits := m == pessimisticSerializable
-	db := openMem(t, anomalyOptions())
+	db := tg.Open(t)
 	mustPut(t, db, "x", "v0")
-	sc := newSched(t, db)
-	t1, t2 := sc.begin("T1", m.txOptions()), sc.begin("T2", m.txOptions())
+	sc := NewSched(t, db)
+	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	type read struct {
 		value   string
 		version uint64
@@ -282,20 +282,20 @@ func testNonRepeatableRead(t *testing.T, m mode) {
 			return err
 		}
 	}
-	t1.do("r1[x]", get(&first))
-	t2.do("w2[x]", func(tx *txkv.Tx) error { return tx.Put([]byte("x"), []byte("v1")) })
-	t2.commit()
-	if writerWaits != (t2.blockedIn("w2[x]") || t2.blockedIn("commit")) {
+	t1.Do("r1[x]", get(&first))
+	t2.Do("w2[x]", func(tx *txkv.Tx) error { return tx.Put([]byte("x"), []byte("v1")) })
+	t2.Commit()
+	if writerWaits != (t2.BlockedIn("w2[x]") || t2.BlockedIn("commit")) {
 		t.Fatalf("T2 waited: %v, want %v", !writerWaits, writerWaits)
 	}
-	t1.do("r1[x] again", get(&second))
-	t1.commit()
-	sc.finish()
+	t1.Do("r1[x] again", get(&second))
+	t1.Commit()
+	sc.Finish()
 	if first != second || first.value != "v0" {
 		t.Fatalf("T1 read x as %+v, then %+v: a non-repeatable read", first, second)
 	}
-	if !t1.committed() || !t2.committed() {
-		t.Fatalf("T1 %v, T2 %v: both must commit", t1.failure(), t2.failure())
+	if !t1.Committed() || !t2.Committed() {
+		t.Fatalf("T1 %v, T2 %v: both must commit", t1.Failure(), t2.Failure())
 	}
 	wantValue(t, db, "x", "v1")
 }

@@ -1,0 +1,164 @@
+package etcdkv_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/etcdkv"
+)
+
+// The tests run against an embedded etcd started by TestMain: one member by
+// default, three with TXKV_ETCD_MEMBERS=3; short ticks, no fsync, a quiet
+// logger, free 127.0.0.1 ports, data in a temporary directory.
+
+var (
+	endpoints []string // one client URL per member
+	testSeq   atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	members := 1
+	if os.Getenv("TXKV_ETCD_MEMBERS") == "3" {
+		members = 3
+	}
+	dir, err := os.MkdirTemp("", "etcdkv-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	stop, err := startCluster(dir, members)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting etcd:", err)
+		return 1
+	}
+	code := m.Run()
+	stop()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			return 1
+		}
+	}
+	return code
+}
+
+// freeURL returns an http URL on a free loopback port.
+func freeURL() (url.URL, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return url.URL{}, err
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
+}
+
+// startCluster starts members embedded etcd servers forming one cluster.
+func startCluster(dir string, members int) (stop func(), err error) {
+	cfgs := make([]*embed.Config, members)
+	var initial []string
+	for i := range cfgs {
+		peer, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		client, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = fmt.Sprintf("%s/%s", dir, cfg.Name)
+		cfg.TickMs, cfg.ElectionMs = 10, 100
+		cfg.UnsafeNoFsync = true
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfgs[i] = cfg
+		initial = append(initial, cfg.Name+"="+peer.String())
+		endpoints = append(endpoints, client.String())
+	}
+	var servers []*embed.Etcd
+	stop = func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		s, err := embed.StartEtcd(cfg)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
+		select {
+		case <-s.Server.ReadyNotify():
+		case <-time.After(30 * time.Second):
+			stop()
+			return nil, fmt.Errorf("member %s not ready after 30 s", s.Config().Name)
+		}
+	}
+	return stop, nil
+}
+
+// newClient returns a client of member i (mod the cluster's size), closed
+// at the end of the test.
+func newClient(t testing.TB, i int) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoints[i%len(endpoints)]},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("clientv3.New: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// testPrefix is a prefix no other test uses.
+func testPrefix(t testing.TB) string {
+	return fmt.Sprintf("test/%d/", testSeq.Add(1))
+}
+
+// openN opens n handles of one new database (its own prefix), each over
+// its own client of a different member, closed at the end of the test.
+func openN(t testing.TB, n int) []*txkv.DB {
+	t.Helper()
+	prefix := testPrefix(t)
+	dbs := make([]*txkv.DB, n)
+	for i := range dbs {
+		db, err := etcdkv.Open(newClient(t, i), &etcdkv.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatalf("etcdkv.Open: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+	return dbs
+}
+
+func open1(t testing.TB) *txkv.DB { return openN(t, 1)[0] }
+
+var bg = context.Background()

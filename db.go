@@ -71,7 +71,7 @@ func (db *DB) Begin(ctx context.Context, opts *TxOptions) (*Tx, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Tx{x: t}, nil
+		return &Tx{x: &foreignTx{t}}, nil
 	}
 	t, err := db.e.Begin(ctx, opts)
 	if err != nil {
@@ -348,7 +348,7 @@ func wrapFn(fn func(tx *Tx) error) func(engine.Tx) error {
 	if fn == nil {
 		return nil
 	}
-	return func(t engine.Tx) error { return fn(&Tx{x: t}) }
+	return func(t engine.Tx) error { return fn(&Tx{x: &foreignTx{t}}) }
 }
 
 func notSupported(op string) error { return fmt.Errorf("%w: %s", ErrNotSupported, op) }

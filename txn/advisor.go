@@ -25,13 +25,6 @@ type Advice struct {
 	Reasons  []string
 }
 
-// The flowchart's thresholds.
-const (
-	longTransaction = time.Second // longer than this: user think time is inside the transaction
-	readHeavy       = 10.0        // reads per write above which optimistic validation is cheap
-	writeHeavy      = 5.0         // reads per write below which critical data is locked
-)
-
 // Validate reports the first field of w outside its range: ConflictRate in
 // [0, 1], ReadWriteRatio and TxDuration not negative (and no NaN or
 // infinity). The error wraps ErrInvalidOption.
@@ -66,52 +59,27 @@ func (w Workload) clamped() (Workload, []string) {
 	return w, problems
 }
 
-// Advise applies the decision guide's flowchart to a described workload.
-// The rules, in order (the first that decides wins; later ones may add
-// reasons):
-//
-//	critical-writes   critical data, write-heavy (< 5 reads per write) → Pessimistic
-//	long-transaction  > 1s and users cannot wait: never hold locks across think time → Optimistic
-//	high-conflict     conflict rate > 20% → Pessimistic (queue instead of retry storms)
-//	moderate-conflict 5–20% → Hybrid (optimistic first, lock on retry)
-//	read-heavy        ≥ 10 reads per write → Optimistic
-//	low-conflict      < 5% → Optimistic
-//	distributed       (note) distributed transactions favour version checks over held locks
-//
-// A field out of its range (see Validate) is brought into it, and the first
-// reasons, from rule invalid-input, say which and how.
+// Advise applies the decision guide's flowchart (steer.Flowchart, whose
+// doc lists the rules in order) to a described workload. A field out of its
+// range (see Validate) is brought into it, and the first reasons, from rule
+// invalid-input, say which and how.
 func Advise(w Workload) Advice {
 	var a Advice
 	w, problems := w.clamped()
 	for _, p := range problems {
 		a.Reasons = append(a.Reasons, "rule invalid-input: "+p)
 	}
-	decide := func(s Strategy, rule, why string, args ...any) {
-		if a.Strategy == StrategyDefault {
-			a.Strategy = s
-		}
-		a.Reasons = append(a.Reasons, "rule "+rule+": "+fmt.Sprintf(why, args...))
-	}
-	if w.Critical && w.ReadWriteRatio < writeHeavy {
-		decide(Pessimistic, "critical-writes", "critical data with %.3g reads per write: correctness first, lock what you change", w.ReadWriteRatio)
-	}
-	if w.TxDuration > longTransaction && !w.UsersCanWait {
-		decide(Optimistic, "long-transaction", "transactions of %v that users cannot wait on: hold no locks across think time, check versions at commit", w.TxDuration)
-	}
-	switch {
-	case w.ConflictRate > steer.HighConflict:
-		decide(Pessimistic, "high-conflict", "conflict rate %.0f%% > 20%%: retries would storm; queue on locks", w.ConflictRate*100)
-	case w.ConflictRate >= steer.LowConflict:
-		decide(Hybrid, "moderate-conflict", "conflict rate %.0f%% in 5–20%%: optimistic first, pessimistic on retry", w.ConflictRate*100)
-	case w.ReadWriteRatio >= readHeavy:
-		decide(Optimistic, "read-heavy", "%.3g reads per write and conflict rate %.1f%%: validation is cheap, locks would only cost", w.ReadWriteRatio, w.ConflictRate*100)
-	default:
-		decide(Optimistic, "low-conflict", "conflict rate %.1f%% < 5%%: the rare loser retries", w.ConflictRate*100)
-	}
-	if w.Distributed {
-		a.Reasons = append(a.Reasons, "rule distributed: locks held across machines are costly and outlive crashes; prefer version checks where the rules above allow")
-	}
+	c, reasons := steer.Flowchart(steer.Facts(w))
+	a.Strategy = choiceStrategy[c]
+	a.Reasons = append(a.Reasons, reasons...)
 	return a
+}
+
+// choiceStrategy maps the guide's recommendations to strategies.
+var choiceStrategy = [...]Strategy{
+	steer.ChoosePessimistic: Pessimistic,
+	steer.ChooseOptimistic:  Optimistic,
+	steer.ChooseHybrid:      Hybrid,
 }
 
 // Advice applies Advise to what this database measured: the windowed

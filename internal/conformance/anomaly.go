@@ -78,7 +78,7 @@ func LostUpdateConcurrent(t *testing.T, tg Target) {
 // is lost. Prevented at both levels.
 func (tg Target) testLostUpdateInterleaved(t *testing.T, m mode) {
 	db := tg.Open(t)
-	mustPut(t, db, "counter", "0")
+	MustPut(t, db, "counter", "0")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	var v1, v2 int
@@ -103,7 +103,7 @@ func (tg Target) testLostUpdateInterleaved(t *testing.T, m mode) {
 	t2.Commit()
 	sc.Finish()
 	wantOneSurvivor(t, t1, t2)
-	wantValue(t, db, "counter", "1")
+	WantValue(t, db, "counter", "1")
 }
 
 // Concurrent read-modify-write increments through Update: the final count
@@ -131,7 +131,7 @@ func LostUpdateMixedStrategies(t *testing.T, tg Target) {
 
 func runIncrementers(t *testing.T, db *txkv.DB, goroutines, each int, opts func(g int) *txkv.TxOptions) {
 	t.Helper()
-	mustPut(t, db, "counter", "0")
+	MustPut(t, db, "counter", "0")
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -160,7 +160,7 @@ func runIncrementers(t *testing.T, db *txkv.DB, goroutines, each int, opts func(
 	}
 	close(start)
 	wg.Wait()
-	wantValue(t, db, "counter", strconv.Itoa(goroutines*each))
+	WantValue(t, db, "counter", strconv.Itoa(goroutines*each))
 }
 
 // ---- write skew ---------------------------------------------------------
@@ -211,8 +211,8 @@ func onCallRange(tx *txkv.Tx) (int, error) {
 func (tg Target) testDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, error)) {
 	const prefix = "doctor/"
 	db := tg.Open(t)
-	mustPut(t, db, prefix+"alice", "on")
-	mustPut(t, db, prefix+"bob", "on")
+	MustPut(t, db, prefix+"alice", "on")
+	MustPut(t, db, prefix+"bob", "on")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	var ok1, ok2 bool
@@ -239,8 +239,8 @@ func (tg Target) testDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, e
 	t2.Commit()
 	sc.Finish()
 
-	a, _ := getString(t, db, prefix+"alice")
-	b, _ := getString(t, db, prefix+"bob")
+	a, _ := GetString(t, db, prefix+"alice")
+	b, _ := GetString(t, db, prefix+"bob")
 	if m.serializable() {
 		wantOneSurvivor(t, t1, t2)
 		if a == "off" && b == "off" {
@@ -259,7 +259,7 @@ func (tg Target) testDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, e
 // neither read, so only range validation or a range lock can see it.
 func (tg Target) testWriteSkewPhantomInsert(t *testing.T, m mode) {
 	db := tg.Open(t)
-	mustPut(t, db, "book/room0/10:00", "carol") // another room, outside the range
+	MustPut(t, db, "book/room0/10:00", "carol") // another room, outside the range
 	const lo, hi = "book/room1/", "book/room10"
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
@@ -335,8 +335,8 @@ func (tg Target) concurrentDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (
 	opts := m.txOptions()
 	opts.Retry = &txkv.RetryPolicy{MaxAttempts: 1000}
 	for round := range rounds {
-		mustPut(t, db, "doctor/alice", "on")
-		mustPut(t, db, "doctor/bob", "on")
+		MustPut(t, db, "doctor/alice", "on")
+		MustPut(t, db, "doctor/bob", "on")
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for _, me := range []string{"alice", "bob"} {
@@ -358,8 +358,8 @@ func (tg Target) concurrentDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (
 		}
 		close(start)
 		wg.Wait()
-		a, _ := getString(t, db, "doctor/alice")
-		b, _ := getString(t, db, "doctor/bob")
+		a, _ := GetString(t, db, "doctor/alice")
+		b, _ := GetString(t, db, "doctor/bob")
 		if a == "off" && b == "off" {
 			t.Fatalf("round %d: both doctors off call under Serializable", round)
 		}
@@ -397,16 +397,16 @@ func recolor(from, to string) (scan, write func(*txkv.Tx) error) {
 }
 
 func seedFruit(t *testing.T, db *txkv.DB) {
-	mustPut(t, db, "fruit/1", "pear")
-	mustPut(t, db, "fruit/2", "apple")
-	mustPut(t, db, "fruit/3", "pear")
-	mustPut(t, db, "fruit/4", "apple")
+	MustPut(t, db, "fruit/1", "pear")
+	MustPut(t, db, "fruit/2", "apple")
+	MustPut(t, db, "fruit/3", "pear")
+	MustPut(t, db, "fruit/4", "apple")
 }
 
 func fruits(t *testing.T, db *txkv.DB) []string {
 	var out []string
 	for _, k := range []string{"fruit/1", "fruit/2", "fruit/3", "fruit/4"} {
-		v, _ := getString(t, db, k)
+		v, _ := GetString(t, db, k)
 		out = append(out, v)
 	}
 	return out
@@ -488,8 +488,8 @@ func Phantom(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.testPhanto
 // T1 ends.
 func (tg Target) testPhantom(t *testing.T, m mode) {
 	db := tg.Open(t)
-	mustPut(t, db, "item/1", "x")
-	mustPut(t, db, "item/3", "x")
+	MustPut(t, db, "item/1", "x")
+	MustPut(t, db, "item/3", "x")
 	const lo, hi = "item/", "item0"
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
@@ -532,12 +532,12 @@ func (tg Target) testPhantom(t *testing.T, m mode) {
 		if err := t1.Err("commit"); !errors.As(err, &ce) || !ce.Range {
 			t.Fatalf("T1 commit after a phantom in its scanned range = %v, want a range *ConflictError", err)
 		}
-		wantAbsent(t, db, "summary")
+		WantAbsent(t, db, "summary")
 	default:
 		// Snapshot: T1's reads were a consistent snapshot and its write
 		// does not overlap T2's; both commit (no anomaly a serial order
 		// cannot explain here: T1 before T2).
 		wantAllCommitted(t, t1, t2)
 	}
-	wantValue(t, db, "item/2", "phantom")
+	WantValue(t, db, "item/2", "phantom")
 }

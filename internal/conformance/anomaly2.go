@@ -56,8 +56,8 @@ func (tg Target) testDirtyWrite(t *testing.T, m mode) {
 		"optimistic-snapshot":      {fails: "T1", finalXY: "2"},                // first committer wins
 	}[column(m)]
 	db := tg.Open(t)
-	mustPut(t, db, "x", "0")
-	mustPut(t, db, "y", "0")
+	MustPut(t, db, "x", "0")
+	MustPut(t, db, "y", "0")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	put := func(k, v string) func(*txkv.Tx) error {
@@ -71,8 +71,8 @@ func (tg Target) testDirtyWrite(t *testing.T, m mode) {
 	t1.Commit()
 	sc.Finish()
 
-	x, _ := getString(t, db, "x")
-	y, _ := getString(t, db, "y")
+	x, _ := GetString(t, db, "x")
+	y, _ := GetString(t, db, "y")
 	if x != y {
 		t.Fatalf("x=%s y=%s: a dirty write interleaved the two transactions", x, y)
 	}
@@ -110,8 +110,8 @@ func DirtyRead(t *testing.T, tg Target) {
 func (tg Target) testDirtyRead(t *testing.T, m mode, writerCommits bool) {
 	waits := m == pessimisticSerializable
 	db := tg.Open(t)
-	mustPut(t, db, "x", "clean")
-	mustPut(t, db, "gone", "here")
+	MustPut(t, db, "x", "clean")
+	MustPut(t, db, "gone", "here")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	t1.Do("w1", func(tx *txkv.Tx) error {
@@ -143,8 +143,8 @@ func (tg Target) testDirtyRead(t *testing.T, m mode, writerCommits bool) {
 	}
 	t2.Do("r2", read)
 	// Outside any transaction, the uncommitted state is invisible too.
-	wantValue(t, db, "x", "clean")
-	wantAbsent(t, db, "new")
+	WantValue(t, db, "x", "clean")
+	WantAbsent(t, db, "new")
 	if err := db.View(bg, func(tx *txkv.Tx) error {
 		if got := scanAll(t, tx, nil, nil); fmt.Sprint(got) != "[gone=here x=clean]" {
 			return fmt.Errorf("the View's scan during T1 = %v", got)
@@ -198,8 +198,8 @@ func (tg Target) testReadSkew(t *testing.T, m mode) {
 		"optimistic-snapshot":      {},
 	}[column(m)]
 	db := tg.Open(t)
-	mustPut(t, db, "acct/x", "50")
-	mustPut(t, db, "acct/y", "50")
+	MustPut(t, db, "acct/x", "50")
+	MustPut(t, db, "acct/y", "50")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	var x, y, scanned int
@@ -246,15 +246,15 @@ func (tg Target) testReadSkew(t *testing.T, m mode) {
 		if err := t1.Err("commit"); !errors.As(err, &ce) || string(ce.Key) != "acct/x" {
 			t.Fatalf("T1's commit = %v, want a *ConflictError on acct/x", err)
 		}
-		wantAbsent(t, db, "sum")
+		WantAbsent(t, db, "sum")
 	} else {
 		if !t1.Committed() {
 			t.Fatalf("T1 did not commit: %v", t1.Failure())
 		}
-		wantValue(t, db, "sum", "100")
+		WantValue(t, db, "sum", "100")
 	}
-	wantValue(t, db, "acct/x", "10")
-	wantValue(t, db, "acct/y", "90")
+	WantValue(t, db, "acct/x", "10")
+	WantValue(t, db, "acct/y", "90")
 }
 
 // ---- P2 non-repeatable (fuzzy) read -------------------------------------
@@ -267,7 +267,7 @@ func NonRepeatableRead(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.
 func (tg Target) testNonRepeatableRead(t *testing.T, m mode) {
 	writerWaits := m == pessimisticSerializable
 	db := tg.Open(t)
-	mustPut(t, db, "x", "v0")
+	MustPut(t, db, "x", "v0")
 	sc := NewSched(t, db)
 	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
 	type read struct {
@@ -297,5 +297,5 @@ func (tg Target) testNonRepeatableRead(t *testing.T, m mode) {
 	if !t1.Committed() || !t2.Committed() {
 		t.Fatalf("T1 %v, T2 %v: both must commit", t1.Failure(), t2.Failure())
 	}
-	wantValue(t, db, "x", "v1")
+	WantValue(t, db, "x", "v1")
 }

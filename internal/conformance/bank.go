@@ -29,7 +29,7 @@ func Bank(t *testing.T, tg Target) {
 func BankOn(t *testing.T, db *txkv.DB, tg Target, accounts, transfers int) {
 	const start = 100
 	for i := range accounts {
-		mustPut(t, db, fmt.Sprintf("acct/%d", i), strconv.Itoa(start))
+		MustPut(t, db, fmt.Sprintf("acct/%d", i), strconv.Itoa(start))
 	}
 	sum := func(tx *txkv.Tx) (int, error) {
 		total := 0

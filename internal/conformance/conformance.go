@@ -111,15 +111,16 @@ var allModes = []mode{
 	adaptiveSerializable, adaptiveSnapshot,
 }
 
-func mustPut(t testing.TB, db *txkv.DB, key, value string) {
+// MustPut writes key=value with DB.Put or fails the test.
+func MustPut(t testing.TB, db *txkv.DB, key, value string) {
 	t.Helper()
 	if err := db.Put(bg, []byte(key), []byte(value)); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }
 
-// getString reads key with db.Get; "" and false if absent.
-func getString(t testing.TB, db *txkv.DB, key string) (string, bool) {
+// GetString reads key with db.Get; "" and false if absent.
+func GetString(t testing.TB, db *txkv.DB, key string) (string, bool) {
 	t.Helper()
 	v, err := db.Get(bg, []byte(key))
 	if errors.Is(err, txkv.ErrNotFound) {
@@ -131,17 +132,19 @@ func getString(t testing.TB, db *txkv.DB, key string) (string, bool) {
 	return string(v), true
 }
 
-func wantValue(t testing.TB, db *txkv.DB, key, want string) {
+// WantValue fails the test unless key holds want.
+func WantValue(t testing.TB, db *txkv.DB, key, want string) {
 	t.Helper()
-	got, ok := getString(t, db, key)
+	got, ok := GetString(t, db, key)
 	if !ok || got != want {
 		t.Fatalf("Get(%q) = %q (found %v), want %q", key, got, ok, want)
 	}
 }
 
-func wantAbsent(t testing.TB, db *txkv.DB, key string) {
+// WantAbsent fails the test unless key is absent.
+func WantAbsent(t testing.TB, db *txkv.DB, key string) {
 	t.Helper()
-	if got, ok := getString(t, db, key); ok {
+	if got, ok := GetString(t, db, key); ok {
 		t.Fatalf("Get(%q) = %q, want ErrNotFound", key, got)
 	}
 }

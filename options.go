@@ -78,7 +78,7 @@ const (
 //	// EscalateAfter is how many failed attempts run as planned before each
 //	// retry first locks what the failed attempt needed (see DB.Update);
 //	// 0 = the default for the database — EscalateAfterDurable (2) on a
-//	// file, EscalateAfterInMemory (6) in memory — and EscalateNever never.
+//	// file, EscalateAfterInMemory (8) in memory — and EscalateNever never.
 //	EscalateAfter int
 type RetryPolicy = txn.RetryPolicy
 

@@ -90,7 +90,7 @@
 //     (ConflictError), and the retry waits until that commit is visible
 //     before it takes its snapshot, so it never reads the old version again.
 //   - Escalation: past RetryPolicy.EscalateAfter failed attempts (by default
-//     2 on a file, 6 in memory: see EscalateAfterDurable), the retry first
+//     2 on a file, 8 in memory: see EscalateAfterDurable), the retry first
 //     takes, in key order, the locks the failed attempt needed — X on the
 //     keys it wrote, on the key a deadlock victim was waiting for and on the
 //     key a Snapshot write lost (first-updater-wins), S on the keys it read

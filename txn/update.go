@@ -22,7 +22,7 @@ import (
 //     that includes the commit it lost to (it waits for that commit to be
 //     visible if it is not yet), so it does not read the old version again.
 //   - Escalation: from attempt EscalateAfter+1 on (RetryPolicy; by default
-//     the 3rd on a file, the 7th in memory), a retry first takes, in key
+//     the 3rd on a file, the 9th in memory), a retry first takes, in key
 //     order, the locks the failed attempt needed — exclusive on the keys
 //     it wrote or was waiting to write, shared on the keys it read — and
 //     reads them under those locks (the Hybrid rule, applied to every

@@ -26,7 +26,7 @@ func anomalyOptions() *txkv.Options {
 
 func forModes(t *testing.T, modes []mode, f func(*testing.T, mode)) {
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, m) })
+		t.Run(m.Name, func(t *testing.T) { f(t, m) })
 	}
 }
 

@@ -331,11 +331,11 @@ func TestValuesAreCopied(t *testing.T) {
 
 func TestReadYourOwnWrites(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			mustPut(t, db, "a", "committed")
 			mustPut(t, db, "b", "committed")
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			defer func() { _ = tx.Rollback() }()
 			steps := []struct {
 				op      func() error
@@ -380,15 +380,15 @@ func TestCommitVisibleToNextTransaction(t *testing.T) {
 	db := openMem(t, nil)
 	for i, m := range allModes {
 		val := []byte{byte('a' + i)}
-		if err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error { return tx.Put([]byte("k"), val) }); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
+		if err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error { return tx.Put([]byte("k"), val) }); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
 		}
 		for _, r := range allModes {
-			tx := mustBegin(t, db, r.txOptions())
+			tx := mustBegin(t, db, r.TxOptions())
 			got, err := tx.Get([]byte("k"))
 			_ = tx.Rollback()
 			if err != nil || !bytes.Equal(got, val) {
-				t.Fatalf("after a %s commit, a %s reader gets %q, %v; want %q", m.name, r.name, got, err, val)
+				t.Fatalf("after a %s commit, a %s reader gets %q, %v; want %q", m.Name, r.Name, got, err, val)
 			}
 		}
 	}
@@ -396,12 +396,12 @@ func TestCommitVisibleToNextTransaction(t *testing.T) {
 
 func TestScanBoundsAndOwnWrites(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			for _, k := range []string{"a", "b", "c", "d"} {
 				mustPut(t, db, k, k+"0")
 			}
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			defer func() { _ = tx.Rollback() }()
 			for _, err := range []error{
 				tx.Put([]byte("a"), []byte("a1")),   // overwrite
@@ -460,13 +460,13 @@ func TestScanBoundsAndOwnWrites(t *testing.T) {
 // made afterwards is invisible to Get and Scan.
 func TestSnapshotReadsIgnoreLaterCommits(t *testing.T) {
 	for _, m := range allModes {
-		if m.strategy == txkv.Pessimistic && m.iso == txkv.Serializable {
+		if m.Strategy == txkv.Pessimistic && m.Iso == txkv.Serializable {
 			continue // strict 2PL reads the latest version under its locks
 		}
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			mustPut(t, db, "a", "1")
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			defer func() { _ = tx.Rollback() }()
 			mustPut(t, db, "a", "2")
 			mustPut(t, db, "b", "2")
@@ -518,10 +518,10 @@ func TestGetVersioned(t *testing.T) {
 
 func TestPutIfVersion(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			// Version 0 means "must be absent".
-			err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+			err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 				return tx.PutIfVersion([]byte("doc"), []byte("v1"), 0)
 			})
 			if err != nil {
@@ -532,7 +532,7 @@ func TestPutIfVersion(t *testing.T) {
 			// edits, our write with the stale version is refused.
 			mustPut(t, db, "doc", "theirs")
 			v2 := versionOf(t, db, "doc")
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			defer func() { _ = tx.Rollback() }()
 			err = tx.PutIfVersion([]byte("doc"), []byte("mine"), v1)
 			var vm *txkv.VersionMismatchError
@@ -714,11 +714,11 @@ func TestLargeValueRoundTrip(t *testing.T) {
 // strategy and a no-op in the others).
 func TestScanEmptyRange(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			mustPut(t, db, "a", "1")
 			mustPut(t, db, "b", "2")
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			defer func() { _ = tx.Rollback() }()
 			for _, r := range [][2]string{{"a", "a"}, {"b", "a"}} {
 				var got []string

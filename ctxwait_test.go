@@ -105,7 +105,7 @@ func testCancelledWait(t *testing.T, k waitKind, deadline bool) {
 		want = context.DeadlineExceeded
 	}
 	defer cancel()
-	opts := k.mode.txOptions()
+	opts := k.mode.TxOptions()
 	opts.Label = "waiter"
 	waiter, err := db.Begin(ctx, opts)
 	if err != nil {

@@ -130,10 +130,10 @@ func txOps(tx *txkv.Tx) map[string]func() error {
 func TestUseAfterCommitOrRollback(t *testing.T) {
 	for _, end := range []string{"Commit", "Rollback"} {
 		for _, m := range allModes {
-			t.Run(end+"/"+m.name, func(t *testing.T) {
+			t.Run(end+"/"+m.Name, func(t *testing.T) {
 				db := openMem(t, nil)
 				for name := range txOps(nil) { // the names; each runs on a fresh tx
-					tx := mustBegin(t, db, m.txOptions())
+					tx := mustBegin(t, db, m.TxOptions())
 					if err := tx.Put([]byte("w"), []byte("1")); err != nil {
 						t.Fatal(err)
 					}
@@ -200,12 +200,12 @@ func TestReadOnlyRefusesWrites(t *testing.T) {
 	}
 	t.Run("Begin", func(t *testing.T) {
 		for _, m := range allModes {
-			opts := m.txOptions()
+			opts := m.TxOptions()
 			opts.ReadOnly = true
 			tx := mustBegin(t, db, opts)
 			check(t, tx)
 			if err := tx.Commit(); err != nil {
-				t.Fatalf("%s: Commit of a read-only tx: %v", m.name, err)
+				t.Fatalf("%s: Commit of a read-only tx: %v", m.Name, err)
 			}
 		}
 	})
@@ -308,10 +308,10 @@ func TestCheckpointAfterClose(t *testing.T) {
 // ErrClosed, and its writes are gone.
 func TestCloseDuringOpenTransaction(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db, path := openFile(t, &txkv.Options{Sync: txkv.SyncNone})
 			mustPut(t, db, "k", "before")
-			tx := mustBegin(t, db, m.txOptions())
+			tx := mustBegin(t, db, m.TxOptions())
 			if err := tx.Put([]byte("k"), []byte("uncommitted")); err != nil {
 				t.Fatal(err)
 			}
@@ -470,10 +470,10 @@ func TestBeginWithCancelledContext(t *testing.T) {
 // rolls the transaction back; every later call returns the ctx error.
 func TestCancelDuringTransaction(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			ctx, cancel := context.WithCancel(bg)
-			tx, err := db.Begin(ctx, m.txOptions())
+			tx, err := db.Begin(ctx, m.TxOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,7 +57,7 @@ func testJobQueueSkipLocked(t *testing.T, m mode) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := m.txOptions()
+			opts := m.TxOptions()
 			opts.Retry, opts.Label = lockRetry, fmt.Sprintf("worker%d", w)
 			first := true
 			for {
@@ -200,7 +200,7 @@ func testBookingLockRange(t *testing.T, m mode) {
 		t.Fatalf("T2 (overlapping T1) ended with %v, want refused or a retryable conflict", err)
 	}
 	// What Update would do with T2: retry, see T1's booking, refuse.
-	err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+	err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 		lock, check, write := bookSteps(1, 5, 8, "T2")
 		for _, f := range []func(*txkv.Tx) error{lock, check, write} {
 			if err := f(tx); err != nil {
@@ -245,7 +245,7 @@ func testBookingConcurrent(t *testing.T, m mode, seed uint64) {
 				b := booking{room: 1 + rng.IntN(2), from: rng.IntN(days)}
 				b.to = min(b.from+1+rng.IntN(3), days)
 				who := fmt.Sprintf("g%d-%d", g, i)
-				opts := m.txOptions()
+				opts := m.TxOptions()
 				opts.Retry = lockRetry
 				err := db.Update(bg, opts, func(tx *txkv.Tx) error {
 					lock, check, write := bookSteps(b.room, b.from, b.to, who)
@@ -352,7 +352,7 @@ func TestLockKeysNeverDeadlocks(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				tx, err := db.Begin(bg, &txkv.TxOptions{Strategy: allModes[(round+g)%len(allModes)].strategy})
+				tx, err := db.Begin(bg, &txkv.TxOptions{Strategy: allModes[(round+g)%len(allModes)].Strategy})
 				if err != nil {
 					t.Error(err)
 					return
@@ -462,7 +462,7 @@ func testExplicitLocksEveryStrategy(t *testing.T, m mode) {
 		if !s.blockedIn("put") && !s.blockedIn("commit") {
 			t.Fatalf("%s's write of %s did not wait for the explicit lock", s.name, key)
 		}
-		if m.strategy == txkv.Pessimistic && !s.blockedIn("put") {
+		if m.Strategy == txkv.Pessimistic && !s.blockedIn("put") {
 			t.Fatalf("strict 2PL must wait at the Put")
 		}
 	}
@@ -511,7 +511,7 @@ func testExplicitLocksEveryStrategy(t *testing.T, m mode) {
 		res := r.awaitStep("S(k)")
 		r.commit()
 		sc.finish()
-		if m.serializable() {
+		if m.Serializable() {
 			if res.err != nil || seen != "v1" {
 				t.Fatalf("FOR SHARE after the FOR UPDATE holder committed v1 = %q, %v; want v1", seen, res.err)
 			}

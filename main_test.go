@@ -141,37 +141,20 @@ func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// mode is one strategy at one isolation level: the axes of architecture §3.
-type mode struct {
-	name     string
-	strategy txkv.Strategy
-	iso      txkv.Isolation
-}
-
-func (m mode) txOptions() *txkv.TxOptions {
-	return &txkv.TxOptions{Strategy: m.strategy, Isolation: m.iso}
-}
-
-func (m mode) serializable() bool { return m.iso == txkv.Serializable }
+// The strategy × isolation modes, shared with the conformance suite.
+type mode = conformance.Mode
 
 var (
-	pessimisticSerializable = mode{"pessimistic-serializable", txkv.Pessimistic, txkv.Serializable}
-	pessimisticSnapshot     = mode{"pessimistic-snapshot", txkv.Pessimistic, txkv.Snapshot}
-	optimisticSerializable  = mode{"optimistic-serializable", txkv.Optimistic, txkv.Serializable}
-	optimisticSnapshot      = mode{"optimistic-snapshot", txkv.Optimistic, txkv.Snapshot}
-	hybridSerializable      = mode{"hybrid-serializable", txkv.Hybrid, txkv.Serializable}
-	hybridSnapshot          = mode{"hybrid-snapshot", txkv.Hybrid, txkv.Snapshot}
-	adaptiveSerializable    = mode{"adaptive-serializable", txkv.Adaptive, txkv.Serializable}
-	adaptiveSnapshot        = mode{"adaptive-snapshot", txkv.Adaptive, txkv.Snapshot}
+	pessimisticSerializable = conformance.PessimisticSerializable
+	pessimisticSnapshot     = conformance.PessimisticSnapshot
+	optimisticSerializable  = conformance.OptimisticSerializable
+	optimisticSnapshot      = conformance.OptimisticSnapshot
+	hybridSerializable      = conformance.HybridSerializable
+	hybridSnapshot          = conformance.HybridSnapshot
+	adaptiveSerializable    = conformance.AdaptiveSerializable
+	adaptiveSnapshot        = conformance.AdaptiveSnapshot
+	allModes                = conformance.AllModes
 )
-
-// allModes is every strategy at both isolation levels.
-var allModes = []mode{
-	pessimisticSerializable, pessimisticSnapshot,
-	optimisticSerializable, optimisticSnapshot,
-	hybridSerializable, hybridSnapshot,
-	adaptiveSerializable, adaptiveSnapshot,
-}
 
 // childEnv names the child test a re-executed test binary must run.
 const childEnv = "TXKV_TEST_CHILD"

@@ -113,11 +113,11 @@ func (m *modelMachine) Begin(rt *rapid.T) {
 	}
 	m.txMode = rapid.SampledFrom(allModes).Draw(rt, "mode")
 	m.readOnly = rapid.IntRange(0, 4).Draw(rt, "readOnlyDie") == 0
-	opts := m.txMode.txOptions()
+	opts := m.txMode.TxOptions()
 	opts.ReadOnly = m.readOnly
 	tx, err := m.db.Begin(bg, opts)
 	if err != nil {
-		rt.Fatalf("Begin(%s): %v", m.txMode.name, err)
+		rt.Fatalf("Begin(%s): %v", m.txMode.Name, err)
 	}
 	m.tx, m.overlay = tx, map[string]*string{}
 }
@@ -294,7 +294,7 @@ func (m *modelMachine) Commit(rt *rapid.T) {
 		rt.Skip("no transaction")
 	}
 	if err := m.tx.Commit(); err != nil {
-		rt.Fatalf("Commit (%s): %v", m.txMode.name, err)
+		rt.Fatalf("Commit (%s): %v", m.txMode.Name, err)
 	}
 	if err := m.tx.Commit(); !errors.Is(err, txkv.ErrTxDone) {
 		rt.Fatalf("second Commit = %v, want ErrTxDone", err)

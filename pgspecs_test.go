@@ -37,7 +37,7 @@ func specOptions() *txkv.Options {
 // specOpts are m's options labelled name, so Locks() and deadlock reports
 // name the session.
 func specOpts(m mode, name string) *txkv.TxOptions {
-	o := m.txOptions()
+	o := m.TxOptions()
 	o.Label = name
 	return o
 }
@@ -661,7 +661,7 @@ func testSpecSkipLocked3(t *testing.T, m mode) {
 // The timeouts are idle waits: the modes run in parallel.
 func TestSpecTimeouts(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			t.Parallel()
 			testSpecTimeouts(t, m)
 		})

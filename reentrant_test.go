@@ -23,8 +23,8 @@ func TestScanCallbackCanUseTx(t *testing.T) {
 	// scenario itself takes microseconds. Not finishing in 5s is a hang.
 	out := runChildTest(t, "TestScanCallbackCanUseTxChild", 5*time.Second)
 	for _, m := range allModes {
-		if !strings.Contains(out, "REENTRANT OK "+m.name+"\n") {
-			t.Errorf("%s: the scenario did not complete", m.name)
+		if !strings.Contains(out, "REENTRANT OK "+m.Name+"\n") {
+			t.Errorf("%s: the scenario did not complete", m.Name)
 		}
 	}
 }
@@ -37,7 +37,7 @@ func TestScanCallbackCanUseTxChild(t *testing.T) {
 	}
 	for _, m := range allModes {
 		scanAndUpdate(t, m)
-		fmt.Printf("REENTRANT OK %s\n", m.name)
+		fmt.Printf("REENTRANT OK %s\n", m.Name)
 	}
 }
 
@@ -45,7 +45,7 @@ func scanAndUpdate(t *testing.T, m mode) {
 	db := openMem(t, nil)
 	mustPut(t, db, "fruit/1", "pear")
 	mustPut(t, db, "fruit/2", "apple")
-	tx := mustBegin(t, db, m.txOptions())
+	tx := mustBegin(t, db, m.TxOptions())
 	err := tx.Scan([]byte("fruit/"), []byte("fruit0"), func(k, v []byte) error {
 		if _, err := tx.Get(k); err != nil {
 			return fmt.Errorf("Get inside Scan: %w", err)
@@ -57,14 +57,14 @@ func scanAndUpdate(t *testing.T, m mode) {
 	})
 	if err != nil {
 		// A clear refusal is acceptable; the transaction must still end.
-		t.Logf("%s: Scan refused the nested calls: %v", m.name, err)
+		t.Logf("%s: Scan refused the nested calls: %v", m.Name, err)
 		if err := tx.Rollback(); err != nil && !errors.Is(err, txkv.ErrTxDone) {
 			t.Fatalf("Rollback: %v", err)
 		}
 		return
 	}
 	if err := tx.Commit(); err != nil {
-		t.Fatalf("%s: Commit after writes made inside Scan: %v", m.name, err)
+		t.Fatalf("%s: Commit after writes made inside Scan: %v", m.Name, err)
 	}
 	wantValue(t, db, "fruit/1", "apple")
 	wantValue(t, db, "fruit/2", "apple")

@@ -81,8 +81,8 @@ func TestPessimisticSnapshotFirstUpdaterWins(t *testing.T) {
 	db := openMem(t, &txkv.Options{LockTimeout: txkv.Forever})
 	mustPut(t, db, "k", "0")
 	sc := newSched(t, db)
-	t1 := sc.begin("T1", pessimisticSnapshot.txOptions())
-	t2 := sc.begin("T2", pessimisticSnapshot.txOptions())
+	t1 := sc.begin("T1", pessimisticSnapshot.TxOptions())
+	t2 := sc.begin("T2", pessimisticSnapshot.TxOptions())
 	t1.do("write", func(tx *txkv.Tx) error { return tx.Put([]byte("k"), []byte("t1")) })
 	t2.do("write", func(tx *txkv.Tx) error { return tx.Put([]byte("k"), []byte("t2")) })
 	if !t2.blockedIn("write") {

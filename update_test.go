@@ -47,13 +47,13 @@ func (in *interferer) write(t *testing.T, value string) error {
 
 func TestUpdateRetriesOnConflict(t *testing.T) {
 	for _, m := range []mode{optimisticSerializable, optimisticSnapshot, hybridSerializable, hybridSnapshot} {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			mustPut(t, db, "k", "0")
 			in := newInterferer(t, db, "k")
 			before := db.Stats()
 			attempts := 0
-			err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+			err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 				attempts++
 				v, err := tx.Get([]byte("k"))
 				if err != nil {
@@ -125,7 +125,7 @@ func TestUpdateGivesUpAfterMaxAttempts(t *testing.T) {
 func TestUpdateEscalatesAfterRepeatedConflicts(t *testing.T) {
 	for _, onFile := range []bool{false, true} {
 		for _, m := range allModes {
-			t.Run(fmt.Sprintf("file=%v/%s", onFile, m.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("file=%v/%s", onFile, m.Name), func(t *testing.T) {
 				db, after := openMem(t, nil), txkv.EscalateAfterInMemory
 				if onFile {
 					db, _ = openFile(t, nil)
@@ -144,7 +144,7 @@ func testEscalation(t *testing.T, db *txkv.DB, m mode, after int) {
 		return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic, LockTimeout: 20 * time.Millisecond},
 			func(tx *txkv.Tx) error { return tx.Put([]byte("k"), fmt.Appendf(nil, "theirs%d", won+1)) })
 	}
-	err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+	err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 		attempts++
 		v, err := tx.Get([]byte("k"))
 		if err != nil {
@@ -185,12 +185,12 @@ func runElsewhere(t *testing.T, f func() error) error {
 
 func TestUpdateDoesNotRetryOtherErrors(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			sentinel := errors.New("business rule says no")
 			for _, want := range []error{sentinel, txkv.ErrNotFound, txkv.ErrLockTimeout} {
 				attempts := 0
-				err := db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+				err := db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 					attempts++
 					if err := tx.Put([]byte("k"), []byte("v")); err != nil {
 						return err
@@ -211,7 +211,7 @@ func TestUpdateDoesNotRetryOtherErrors(t *testing.T) {
 
 func TestUpdatePanicRollsBackAndRepanics(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			mustPut(t, db, "k", "before")
 			aborts := db.Stats().Aborts
@@ -221,7 +221,7 @@ func TestUpdatePanicRollsBackAndRepanics(t *testing.T) {
 						t.Fatalf("recovered %v, want the panic value boom", r)
 					}
 				}()
-				_ = db.Update(bg, m.txOptions(), func(tx *txkv.Tx) error {
+				_ = db.Update(bg, m.TxOptions(), func(tx *txkv.Tx) error {
 					if err := tx.Put([]byte("k"), []byte("during")); err != nil {
 						return err
 					}
@@ -344,11 +344,11 @@ func TestHybridRetryRunsPessimisticWithPrelocks(t *testing.T) {
 // fn cancelling Update's own ctx: the commit must not happen.
 func TestUpdateContextCancelledInsideFn(t *testing.T) {
 	for _, m := range allModes {
-		t.Run(m.name, func(t *testing.T) {
+		t.Run(m.Name, func(t *testing.T) {
 			db := openMem(t, nil)
 			ctx, cancel := context.WithCancel(bg)
 			defer cancel()
-			err := db.Update(ctx, m.txOptions(), func(tx *txkv.Tx) error {
+			err := db.Update(ctx, m.TxOptions(), func(tx *txkv.Tx) error {
 				if err := tx.Put([]byte("k"), []byte("v")); err != nil {
 					return err
 				}

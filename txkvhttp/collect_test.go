@@ -1,6 +1,7 @@
 package txkvhttp
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,35 @@ func TestSnapshotStable(t *testing.T) {
 	c.mu.Unlock()
 	if s.Graph.Deadlock.Victim != 2 || s.Graph.Deadlock.Seq != 1 {
 		t.Fatalf("the snapshot's deadlock changed to %+v", s.Graph.Deadlock)
+	}
+}
+
+// Every deadlock found between two polls is listed, not only the latest;
+// deadlocks the DB no longer keeps (over 32 between polls) are counted as
+// missed, never silently dropped.
+func TestEveryDeadlockBetweenPollsListed(t *testing.T) {
+	db := openMem(t)
+	c := newCollector(db, "")
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	c.now = clk.now
+	c.poll() // someone starts watching
+	finish := func(victim, survivor *txkv.Tx) { _ = survivor.Rollback() }
+	for i := range 3 {
+		finish(deadlock(t, db, fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)))
+	}
+	c.poll()
+	clk.t = clk.t.Add(time.Second) // past the snapshot cache
+	l := c.snapshot().Deadlocks
+	if len(l.Recent) != 3 || l.Missed != 0 {
+		t.Fatalf("after 3 deadlocks between polls: %d listed, %d missed; want 3, 0", len(l.Recent), l.Missed)
+	}
+	for i := range 40 {
+		finish(deadlock(t, db, fmt.Sprintf("c%d", i), fmt.Sprintf("d%d", i)))
+	}
+	c.poll()
+	clk.t = clk.t.Add(time.Second)
+	l = c.snapshot().Deadlocks
+	if len(l.Recent) != MaxDeadlocks || l.Missed != 40-32 || l.Total != 43 {
+		t.Fatalf("after 40 more: %d listed, %d missed, %d in all; want %d, 8, 43", len(l.Recent), l.Missed, l.Total, MaxDeadlocks)
 	}
 }

@@ -37,8 +37,12 @@ func WaitTimeout(d time.Duration) LockOption {
 	return func(o *lockOptions) { o.timeout = d }
 }
 
-func (tx *Tx) lockOptions(opts []LockOption) lockOptions {
-	o := lockOptions{policy: lockmgr.Block, timeout: tx.timeout}
+func (tx *Tx) lockOptions(opts []LockOption) lockOptions { return applyLockOptions(opts, tx.timeout) }
+
+// applyLockOptions applies opts, in order, to a request that blocks for at
+// most def.
+func applyLockOptions(opts []LockOption, def time.Duration) lockOptions {
+	o := lockOptions{policy: lockmgr.Block, timeout: def}
 	for _, f := range opts {
 		if f != nil {
 			f(&o)
@@ -311,11 +315,6 @@ type LockRequest struct {
 // ResolveLockOptions applies opts to a default request: Block, waiting at
 // most def (the engine's lock timeout for the transaction).
 func ResolveLockOptions(opts []LockOption, def time.Duration) LockRequest {
-	o := lockOptions{policy: lockmgr.Block, timeout: def}
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
-		}
-	}
+	o := applyLockOptions(opts, def)
 	return LockRequest{Policy: o.policy, Timeout: o.timeout}
 }

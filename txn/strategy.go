@@ -63,6 +63,9 @@ type policy struct {
 	// memory returns the memory that learns from this strategy's Updates,
 	// if any.
 	memory func(db *DB) (*steer.Hybrid, *steer.Adaptive)
+	// optimisticAs is what Tx.Strategy reports for this strategy's
+	// optimistic attempts (zero: Optimistic).
+	optimisticAs Strategy
 }
 
 // policies is the strategy table, indexed by Strategy (StrategyDefault is
@@ -81,7 +84,7 @@ var policies = [...]policy{
 	Pessimistic: {start: always(runLocking), retry: asPlanned},
 	Optimistic:  {start: always(runOptimistic), retry: asPlanned},
 	Hybrid: {start: always(runOptimistic), exclusiveRecentReads: true, recordsForRetry: true,
-		retry: hybridRetry, memory: hybridMemory},
+		retry: hybridRetry, memory: hybridMemory, optimisticAs: Hybrid},
 	Adaptive: {start: adaptiveStart, exclusiveRecentReads: true, recordsForRetry: true,
 		retry: adaptiveRetry, memory: adaptiveMemory},
 }

@@ -80,8 +80,8 @@ func (tx *Tx) Context() context.Context { return tx.ctx }
 // optimistic attempts and Pessimistic for its pessimistic ones; for Adaptive,
 // the arm it runs (Adaptive for MOCC, else Optimistic or Pessimistic).
 func (tx *Tx) Strategy() Strategy {
-	if tx.requested == Hybrid && tx.run == runOptimistic {
-		return Hybrid
+	if s := tx.policy().optimisticAs; tx.run == runOptimistic && s != StrategyDefault {
+		return s
 	}
 	return tx.run.strategy()
 }

@@ -80,7 +80,7 @@ func (tg Target) testLostUpdateInterleaved(t *testing.T, m mode) {
 	db := tg.Open(t)
 	MustPut(t, db, "counter", "0")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	var v1, v2 int
 	read := func(dst *int) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -110,7 +110,7 @@ func (tg Target) testLostUpdateInterleaved(t *testing.T, m mode) {
 // is exact.
 func (tg Target) testLostUpdateConcurrent(t *testing.T, m mode) {
 	db := tg.Open(t)
-	opts := m.txOptions()
+	opts := m.TxOptions()
 	opts.Retry = &txkv.RetryPolicy{MaxAttempts: 10000, BaseDelay: 10 * time.Microsecond, MaxDelay: time.Millisecond}
 	runIncrementers(t, db, 4, tg.scaled(25), func(int) *txkv.TxOptions { return opts })
 }
@@ -214,7 +214,7 @@ func (tg Target) testDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, e
 	MustPut(t, db, prefix+"alice", "on")
 	MustPut(t, db, prefix+"bob", "on")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	var ok1, ok2 bool
 	read := func(ok *bool) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -241,7 +241,7 @@ func (tg Target) testDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, e
 
 	a, _ := GetString(t, db, prefix+"alice")
 	b, _ := GetString(t, db, prefix+"bob")
-	if m.serializable() {
+	if m.Serializable() {
 		wantOneSurvivor(t, t1, t2)
 		if a == "off" && b == "off" {
 			t.Fatal("nobody on call: write skew under Serializable")
@@ -262,7 +262,7 @@ func (tg Target) testWriteSkewPhantomInsert(t *testing.T, m mode) {
 	MustPut(t, db, "book/room0/10:00", "carol") // another room, outside the range
 	const lo, hi = "book/room1/", "book/room10"
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	var free1, free2 bool
 	check := func(free *bool) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -289,7 +289,7 @@ func (tg Target) testWriteSkewPhantomInsert(t *testing.T, m mode) {
 	sc.Finish()
 
 	bookings := countRange(t, db, lo, hi)
-	if m.serializable() {
+	if m.Serializable() {
 		wantOneSurvivor(t, t1, t2)
 		if bookings != 1 {
 			t.Fatalf("%d bookings of room 1, want 1", bookings)
@@ -332,7 +332,7 @@ func WriteSkewConcurrentSerializable(t *testing.T, tg Target) {
 
 func (tg Target) concurrentDoctors(t *testing.T, m mode, onCall func(*txkv.Tx) (int, error), rounds int) {
 	db := tg.Open(t)
-	opts := m.txOptions()
+	opts := m.TxOptions()
 	opts.Retry = &txkv.RetryPolicy{MaxAttempts: 1000}
 	for round := range rounds {
 		MustPut(t, db, "doctor/alice", "on")
@@ -419,7 +419,7 @@ func (tg Target) testSimpleWriteSkew(t *testing.T, m mode) {
 	db := tg.Open(t)
 	seedFruit(t, db)
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	scan1, write1 := recolor("pear", "apple")
 	scan2, write2 := recolor("apple", "pear")
 	t1.Do("scan", scan1)
@@ -432,7 +432,7 @@ func (tg Target) testSimpleWriteSkew(t *testing.T, m mode) {
 	got := fruits(t, db)
 	allApple := []string{"apple", "apple", "apple", "apple"}
 	allPear := []string{"pear", "pear", "pear", "pear"}
-	if m.serializable() {
+	if m.Serializable() {
 		w := wantOneSurvivor(t, t1, t2)
 		want := map[*Session][]string{t1: allApple, t2: allPear}[w]
 		if !slices.Equal(got, want) {
@@ -458,7 +458,7 @@ func (tg Target) testSimpleWriteSkewSerial(t *testing.T, m mode) {
 		db := tg.Open(t)
 		seedFruit(t, db)
 		for _, step := range [][2]string{order.first, order.second} {
-			tx := MustBegin(t, db, m.txOptions())
+			tx := MustBegin(t, db, m.TxOptions())
 			scan, write := recolor(step[0], step[1])
 			if err := scan(tx); err != nil {
 				t.Fatal(err)
@@ -492,7 +492,7 @@ func (tg Target) testPhantom(t *testing.T, m mode) {
 	MustPut(t, db, "item/3", "x")
 	const lo, hi = "item/", "item0"
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	var first, second []string
 	scanInto := func(dst *[]string) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -515,7 +515,7 @@ func (tg Target) testPhantom(t *testing.T, m mode) {
 	if !slices.Equal(first, []string{"item/1", "item/3"}) || !slices.Equal(first, second) {
 		t.Fatalf("T1 scanned %v then %v: a phantom appeared inside the transaction", first, second)
 	}
-	strict2PL := m.strategy == txkv.Pessimistic && m.serializable()
+	strict2PL := m.Strategy == txkv.Pessimistic && m.Serializable()
 	switch {
 	case strict2PL:
 		if !t2.BlockedIn("insert") {
@@ -524,7 +524,7 @@ func (tg Target) testPhantom(t *testing.T, m mode) {
 		if !t1.Committed() || !t2.Committed() {
 			t.Fatalf("T1 %v, T2 %v: both must commit, T2 after T1", t1.Failure(), t2.Failure())
 		}
-	case m.serializable():
+	case m.Serializable():
 		if !t2.Committed() {
 			t.Fatalf("T2 (the inserter) failed: %v", t2.Failure())
 		}

@@ -31,10 +31,10 @@ import (
 // column maps a mode to the column of the tables above.
 func column(m mode) string {
 	s := "optimistic"
-	if m.strategy == txkv.Pessimistic {
+	if m.Strategy == txkv.Pessimistic {
 		s = "pessimistic"
 	}
-	return s + "-" + m.iso.String()
+	return s + "-" + m.Iso.String()
 }
 
 // ---- P0 dirty write -----------------------------------------------------
@@ -59,7 +59,7 @@ func (tg Target) testDirtyWrite(t *testing.T, m mode) {
 	MustPut(t, db, "x", "0")
 	MustPut(t, db, "y", "0")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	put := func(k, v string) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error { return tx.Put([]byte(k), []byte(v)) }
 	}
@@ -108,12 +108,12 @@ func DirtyRead(t *testing.T, tg Target) {
 // waits for T1's X lock and, if T1 commits, then reads its (now committed)
 // values; every other mode reads the last committed state at once.
 func (tg Target) testDirtyRead(t *testing.T, m mode, writerCommits bool) {
-	waits := m == pessimisticSerializable
+	waits := m == PessimisticSerializable
 	db := tg.Open(t)
 	MustPut(t, db, "x", "clean")
 	MustPut(t, db, "gone", "here")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	t1.Do("w1", func(tx *txkv.Tx) error {
 		if err := tx.Put([]byte("x"), []byte("dirty")); err != nil {
 			return err
@@ -201,7 +201,7 @@ func (tg Target) testReadSkew(t *testing.T, m mode) {
 	MustPut(t, db, "acct/x", "50")
 	MustPut(t, db, "acct/y", "50")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	var x, y, scanned int
 	get := func(k string, dst *int) func(*txkv.Tx) error {
 		return func(tx *txkv.Tx) error {
@@ -265,11 +265,11 @@ func NonRepeatableRead(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.
 // same version as its first, even though T2 committed in between (or, under
 // strict 2PL, T2 could not commit in between: its write waits for T1).
 func (tg Target) testNonRepeatableRead(t *testing.T, m mode) {
-	writerWaits := m == pessimisticSerializable
+	writerWaits := m == PessimisticSerializable
 	db := tg.Open(t)
 	MustPut(t, db, "x", "v0")
 	sc := NewSched(t, db)
-	t1, t2 := sc.Begin("T1", m.txOptions()), sc.Begin("T2", m.txOptions())
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
 	type read struct {
 		value   string
 		version uint64

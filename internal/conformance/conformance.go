@@ -27,11 +27,11 @@ func (tg Target) supports(s txkv.Strategy) bool {
 	return tg.Strategies == nil || slices.Contains(tg.Strategies, s)
 }
 
-// modes returns the modes of allModes the target supports.
+// modes returns the modes of AllModes the target supports.
 func (tg Target) modes() []mode {
 	var out []mode
-	for _, m := range allModes {
-		if tg.supports(m.strategy) {
+	for _, m := range AllModes {
+		if tg.supports(m.Strategy) {
 			out = append(out, m)
 		}
 	}
@@ -41,7 +41,7 @@ func (tg Target) modes() []mode {
 func (tg Target) serializableModes() []mode {
 	var out []mode
 	for _, m := range tg.modes() {
-		if m.serializable() {
+		if m.Serializable() {
 			out = append(out, m)
 		}
 	}
@@ -69,7 +69,7 @@ func (tg Target) scaled(n int) int {
 
 func (tg Target) forModes(t *testing.T, modes []mode, f func(*testing.T, mode)) {
 	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, m) })
+		t.Run(m.Name, func(t *testing.T) { f(t, m) })
 	}
 }
 
@@ -79,36 +79,42 @@ var bg = context.Background()
 // far above anything a healthy run needs, so reaching it means a hang.
 const waitLimit = 20 * time.Second
 
-// mode is one strategy at one isolation level: the axes of architecture §3.
-type mode struct {
-	name     string
-	strategy txkv.Strategy
-	iso      txkv.Isolation
+// Mode is one strategy at one isolation level: the axes of architecture §3.
+type Mode struct {
+	Name     string
+	Strategy txkv.Strategy
+	Iso      txkv.Isolation
 }
 
-func (m mode) txOptions() *txkv.TxOptions {
-	return &txkv.TxOptions{Strategy: m.strategy, Isolation: m.iso}
+// mode is the suite's own short name for Mode.
+type mode = Mode
+
+// TxOptions are the transaction options of the mode.
+func (m Mode) TxOptions() *txkv.TxOptions {
+	return &txkv.TxOptions{Strategy: m.Strategy, Isolation: m.Iso}
 }
 
-func (m mode) serializable() bool { return m.iso == txkv.Serializable }
+// Serializable reports whether the mode runs at Serializable isolation.
+func (m Mode) Serializable() bool { return m.Iso == txkv.Serializable }
 
+// The eight modes, and AllModes listing them.
 var (
-	pessimisticSerializable = mode{"pessimistic-serializable", txkv.Pessimistic, txkv.Serializable}
-	pessimisticSnapshot     = mode{"pessimistic-snapshot", txkv.Pessimistic, txkv.Snapshot}
-	optimisticSerializable  = mode{"optimistic-serializable", txkv.Optimistic, txkv.Serializable}
-	optimisticSnapshot      = mode{"optimistic-snapshot", txkv.Optimistic, txkv.Snapshot}
-	hybridSerializable      = mode{"hybrid-serializable", txkv.Hybrid, txkv.Serializable}
-	hybridSnapshot          = mode{"hybrid-snapshot", txkv.Hybrid, txkv.Snapshot}
-	adaptiveSerializable    = mode{"adaptive-serializable", txkv.Adaptive, txkv.Serializable}
-	adaptiveSnapshot        = mode{"adaptive-snapshot", txkv.Adaptive, txkv.Snapshot}
+	PessimisticSerializable = mode{"pessimistic-serializable", txkv.Pessimistic, txkv.Serializable}
+	PessimisticSnapshot     = mode{"pessimistic-snapshot", txkv.Pessimistic, txkv.Snapshot}
+	OptimisticSerializable  = mode{"optimistic-serializable", txkv.Optimistic, txkv.Serializable}
+	OptimisticSnapshot      = mode{"optimistic-snapshot", txkv.Optimistic, txkv.Snapshot}
+	HybridSerializable      = mode{"hybrid-serializable", txkv.Hybrid, txkv.Serializable}
+	HybridSnapshot          = mode{"hybrid-snapshot", txkv.Hybrid, txkv.Snapshot}
+	AdaptiveSerializable    = mode{"adaptive-serializable", txkv.Adaptive, txkv.Serializable}
+	AdaptiveSnapshot        = mode{"adaptive-snapshot", txkv.Adaptive, txkv.Snapshot}
 )
 
-// allModes is every strategy at both isolation levels.
-var allModes = []mode{
-	pessimisticSerializable, pessimisticSnapshot,
-	optimisticSerializable, optimisticSnapshot,
-	hybridSerializable, hybridSnapshot,
-	adaptiveSerializable, adaptiveSnapshot,
+// AllModes is every strategy at both isolation levels.
+var AllModes = []mode{
+	PessimisticSerializable, PessimisticSnapshot,
+	OptimisticSerializable, OptimisticSnapshot,
+	HybridSerializable, HybridSnapshot,
+	AdaptiveSerializable, AdaptiveSnapshot,
 }
 
 // MustPut writes key=value with DB.Put or fails the test.

@@ -10,6 +10,9 @@ import (
 // afterEnqueue runs the immediate deadlock search from a new waiter.
 func (m *Manager) afterEnqueue(txn uint64) {
 	if m.opts.Detection == deadlock.Immediate {
+		if h := m.hooks.searching; h != nil {
+			h(txn)
+		}
 		m.detect(txn)
 	}
 }
@@ -63,7 +66,7 @@ func (m *Manager) resolve(cycle []deadlock.Edge, requester uint64) bool {
 	var victims []*DeadlockError
 	resolved := live
 	for live {
-		if derr := m.breakLocked(cycle, edges, requester); derr != nil {
+		if derr := m.breakLocked(cycle, edges); derr != nil {
 			victims = append(victims, derr)
 		}
 		cycle, edges, live = m.findLiveCycleLocked(0)
@@ -103,11 +106,11 @@ func (m *Manager) findLiveCycleLocked(from uint64) ([]deadlock.Edge, []WaitEdge,
 //     returned for OnDeadlock.
 //
 // Needs every shard.
-func (m *Manager) breakLocked(cycle []deadlock.Edge, edges []WaitEdge, requester uint64) *DeadlockError {
+func (m *Manager) breakLocked(cycle []deadlock.Edge, edges []WaitEdge) *DeadlockError {
 	if m.reorderLocked(edges) || m.rearrangeLocked(edges) {
 		return nil
 	}
-	victim := deadlock.ChooseVictimByAge(cycle, m.opts.Victim, m.closerLocked(cycle, requester), m.age)
+	victim := deadlock.ChooseVictimByAge(cycle, m.opts.Victim, m.closerLocked(cycle), m.age)
 	return m.abortLocked(victim, edges)
 }
 
@@ -235,16 +238,17 @@ func (m *Manager) moveLocked(r *request, pos uint64) {
 	m.settleRangesLocked()
 }
 
-// closerLocked names the member whose wait closed cycle: requester if it is
-// in the cycle, else the member that started waiting last.
-func (m *Manager) closerLocked(cycle []deadlock.Edge, requester uint64) uint64 {
+// closerLocked names the member whose wait closed cycle: the member that
+// started waiting last. Not simply the transaction running the search: two
+// waiters' searches can overlap, and the earlier waiter's search may find
+// the cycle only a later wait closed (seen as a flaky
+// TestDeadlockVictimRequester: both saw the cycle, and the one that was
+// waiting first, searching late, named itself).
+func (m *Manager) closerLocked(cycle []deadlock.Edge) uint64 {
 	var closer, latest uint64
 	m.graph.Lock()
 	defer m.graph.Unlock()
 	for _, e := range cycle {
-		if e.Waiter == requester {
-			return requester
-		}
 		if r, ok := m.graph.WaitingOnLocked(e.Waiter); ok && r.seq >= latest {
 			latest, closer = r.seq, e.Waiter
 		}

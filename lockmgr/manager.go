@@ -127,6 +127,9 @@ type hooks struct {
 	// waiting is called by Acquire after its request is queued and the
 	// immediate deadlock search (if any) has run, just before it blocks.
 	waiting func(txn uint64)
+	// searching is called, with no lock held, by a new waiter just before
+	// its immediate deadlock search.
+	searching func(txn uint64)
 	// resolved is called, with every shard locked, each time a cycle is
 	// broken: kind "victim" (txn aborted), "reorder" (txn granted out of
 	// queue order) or "move" (txn's request moved just ahead of other's).

@@ -263,3 +263,52 @@ func TestTimeoutKeepsHolderLabelWhenHolderLeaves(t *testing.T) {
 	}
 	m.ReleaseAll(2)
 }
+
+// TestRequesterIsTheCloserWhenSearchesOverlap: under the Requester policy
+// the victim is the transaction whose wait closed the cycle, even when the
+// search that finds it is the earlier waiter's, run late. Txn 2 queues
+// first; its search is held until txn 1 has queued and closed the cycle;
+// txn 1's search is held until txn 2's is over. Txn 2's search finds the
+// cycle and must abort txn 1, not itself.
+func TestRequesterIsTheCloserWhenSearchesOverlap(t *testing.T) {
+	m := New(&Options{Victim: deadlock.Requester})
+	defer m.Close()
+	ctx := context.Background()
+	_ = m.Acquire(ctx, 1, Point([]byte("a")), Exclusive, Block, Forever)
+	_ = m.Acquire(ctx, 2, Point([]byte("b")), Exclusive, Block, Forever)
+	closerQueued, firstSearched := make(chan struct{}), make(chan struct{})
+	m.hooks.searching = func(txn uint64) {
+		if txn == 2 {
+			<-closerQueued
+			return
+		}
+		close(closerQueued)
+		<-firstSearched
+	}
+	m.hooks.waiting = func(txn uint64) {
+		if txn == 2 {
+			close(firstSearched)
+		}
+	}
+	first, closer := make(chan error, 1), make(chan error, 1)
+	go func() { first <- m.Acquire(ctx, 2, Point([]byte("a")), Exclusive, Block, Forever) }()
+	waitUntilWaiting(t, m, 2)
+	go func() { closer <- m.Acquire(ctx, 1, Point([]byte("b")), Exclusive, Block, Forever) }()
+	select {
+	case err := <-first:
+		m.ReleaseAll(2)
+		<-closer
+		m.ReleaseAll(1)
+		t.Fatalf("first waiter's wait ended first with %v; want the closer chosen as the victim", err)
+	case err := <-closer:
+		var de *DeadlockError
+		if !errors.As(err, &de) || de.Victim != 1 {
+			t.Fatalf("closer's wait = %v, want it chosen as the victim", err)
+		}
+	}
+	m.ReleaseAll(1)
+	if err := <-first; err != nil {
+		t.Fatalf("first waiter = %v, want granted", err)
+	}
+	m.ReleaseAll(2)
+}

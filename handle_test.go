@@ -45,3 +45,29 @@ func TestViewHandleKeptPastItsEnd(t *testing.T) {
 		}
 	}
 }
+
+// The same for Update, whose attempts' transactions are recycled too: a
+// kept handle fails with ErrTxDone, and its Put never lands in the
+// transaction that now reuses the object behind it.
+func TestUpdateHandleKeptPastItsEnd(t *testing.T) {
+	db := openMem(t, nil)
+	key := []byte("k")
+	for i := range 100 {
+		var stale *txkv.Tx
+		if err := db.Update(bg, nil, func(tx *txkv.Tx) error { stale = tx; return tx.Put(key, []byte("mine")) }); err != nil {
+			t.Fatal(err)
+		}
+		err := db.Update(bg, nil, func(tx *txkv.Tx) error {
+			if err := stale.Put(key, []byte("stale")); !errors.Is(err, txkv.ErrTxDone) {
+				t.Fatalf("stale Put = %v, want ErrTxDone", err)
+			}
+			return tx.Put(key, []byte{byte(i)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := db.Get(bg, key); err != nil || len(v) != 1 || v[0] != byte(i) {
+			t.Fatalf("after the second Update: %q, %v", v, err)
+		}
+	}
+}

@@ -40,12 +40,9 @@ func cmpWSKey(e wsEntry, key []byte) int { return bytes.Compare(e.key, key) }
 // NewWriteSet returns an empty write set.
 func NewWriteSet() *WriteSet { return &WriteSet{} }
 
-// Put buffers key = value, replacing any earlier write of key.
-func (w *WriteSet) Put(key, value []byte) {
-	v := make([]byte, len(value))
-	copy(v, value)
-	w.set(wsEntry{key: key, value: v})
-}
+// Put buffers key = value, replacing any earlier write of key. Both are
+// copied; a new key and its value share one allocation.
+func (w *WriteSet) Put(key, value []byte) { w.set(wsEntry{key: key, value: value}) }
 
 // Delete buffers a deletion of key, replacing any earlier write of key.
 func (w *WriteSet) Delete(key []byte) { w.set(wsEntry{key: key, del: true}) }
@@ -65,14 +62,17 @@ func (w *wsData) set(e wsEntry) {
 	i, found := slices.BinarySearchFunc(w.small, e.key, cmpWSKey)
 	if found {
 		old := w.small[i]
-		e.key = old.key // already owned
+		e = ownValue(e, old.key)
 		w.bytes += len(e.value) - len(old.value)
 		w.small[i] = e
 		return
 	}
-	e.key = ownKey(e.key)
+	e = ownEntry(e)
 	w.bytes += len(e.key) + len(e.value)
 	if len(w.small) < smallWrites {
+		if w.small == nil {
+			w.small = make([]wsEntry, 0, 2) // a transfer's two keys: one allocation, not two
+		}
 		w.small = slices.Insert(w.small, i, e)
 		return
 	}
@@ -86,21 +86,37 @@ func (w *wsData) set(e wsEntry) {
 
 func (w *wsData) setTree(e wsEntry) {
 	if old, ok := w.tree.Get(e); ok {
-		e.key = old.key // already owned
+		e = ownValue(e, old.key)
 		w.bytes -= len(old.key) + len(old.value)
 	} else {
-		e.key = ownKey(e.key)
+		e = ownEntry(e)
 	}
 	w.tree.ReplaceOrInsert(e)
 	w.bytes += len(e.key) + len(e.value)
 }
 
-// ownKey copies a key into the write set (an empty key stays non-nil).
-func ownKey(key []byte) []byte {
-	if k := bytes.Clone(key); k != nil {
-		return k
+// ownEntry copies a new entry's key and, for a put, its value into the
+// write set, in one allocation. An empty key or put value stays non-nil, as
+// it always was here: a put of "" is a value, not an absence.
+func ownEntry(e wsEntry) wsEntry {
+	buf := make([]byte, len(e.key)+len(e.value))
+	n := copy(buf, e.key)
+	e.key = buf[:n:n]
+	if !e.del {
+		copy(buf[n:], e.value)
+		e.value = buf[n:]
 	}
-	return []byte{}
+	return e
+}
+
+// ownValue copies a rewritten entry's value (its key is the owned one of
+// the write it replaces).
+func ownValue(e wsEntry, ownedKey []byte) wsEntry {
+	e.key = ownedKey
+	if !e.del {
+		e.value = append(make([]byte, 0, len(e.value)), e.value...)
+	}
+	return e
 }
 
 // Get returns the buffered write of key: ok=false if none, deleted=true for a buffered delete.

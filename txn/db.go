@@ -44,7 +44,7 @@ type DB struct {
 	_            [64]byte
 	nextID       atomic.Uint64
 	_            [56]byte
-	viewPool     sync.Pool // finished View transactions, reused (see recycle)
+	txPool       sync.Pool // finished View and Update transactions, reused (see recycle)
 	lastDeadlock atomic.Pointer[lockmgr.DeadlockError]
 	deadlocks    deadlockLog // the last few deadlock reports (RecentDeadlocks)
 

@@ -147,6 +147,9 @@ func (tx *Tx) recordRead(key []byte) {
 	if tx.iso == Snapshot && !tx.policy().recordsForRetry {
 		return // never validated, and no retry plan will lock it
 	}
+	if tx.reads == nil {
+		tx.reads = make([][]byte, 0, 2) // a transfer's two reads: one allocation, not two
+	}
 	tx.reads = append(tx.reads, bytes.Clone(key))
 }
 

@@ -100,3 +100,41 @@ func TestViewDoesNotRecycleReachableTransactions(t *testing.T) {
 		}
 	})
 }
+
+// Update reuses its finished attempts' transactions too, and a recycled Tx
+// starts clean: no writes, reads or locks of the attempt before it, which
+// wrote, and — on every other attempt — failed retryably.
+func TestUpdateRecyclesTransactions(t *testing.T) {
+	db := openAdaptive(t, AdaptiveNever)
+	seen := map[*Tx]bool{}
+	reused := false
+	for i := range 200 {
+		attempts := 0
+		err := db.Update(context.Background(), &TxOptions{Strategy: Pessimistic}, func(tx *Tx) error {
+			reused = reused || seen[tx]
+			seen[tx] = true
+			if tx.state != stateActive || tx.nReads != 0 || tx.writes.Len() != 0 || len(tx.reads) != 0 || tx.recyclable {
+				t.Fatalf("recycled tx not reset: state=%v reads=%d writes=%d", tx.state, tx.nReads, tx.writes.Len())
+			}
+			if held := db.locks.Held(tx.ID()); len(held) != 0 {
+				t.Fatalf("a fresh attempt holds %v", held)
+			}
+			if _, err := tx.Get([]byte("k")); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			if err := tx.Put([]byte("k"), []byte{byte(i)}); err != nil {
+				return err
+			}
+			if attempts++; attempts == 1 && i%2 == 0 {
+				return &ConflictError{Key: []byte("k")} // retryable: the next attempt may get this Tx back
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reused {
+		t.Fatalf("200 Updates used %d distinct transactions: none was recycled", len(seen))
+	}
+}

@@ -145,7 +145,7 @@ func (db *DB) newTx(opts *TxOptions, managed bool) (*Tx, error) {
 	if opts != nil {
 		o = *opts
 	}
-	tx := db.allocTx(managed && o.ReadOnly)
+	tx := db.allocTx(managed)
 	*tx = Tx{db: db, managed: managed, readOnly: o.ReadOnly}
 	tx.requested = db.requestedStrategy(opts)
 	tx.iso = o.Isolation

@@ -15,6 +15,8 @@ import (
 // Update roll back, wait (exponential backoff with full jitter) and run fn
 // again, up to the retry policy's MaxAttempts. Any other error, and a panic
 // (re-raised), rolls back. Commit and Rollback inside fn return ErrTxManaged.
+// fn must not keep tx once it returns: each attempt's Tx is recycled (the
+// root package's handles detect a kept one and return ErrTxDone).
 //
 // Retries are planned so that contention cannot exhaust them:
 //
@@ -155,22 +157,30 @@ func (db *DB) attempt(ctx context.Context, opts *TxOptions, cur nextAttempt, esc
 			return cur, tx.id, err // the transaction is rolled back; a deadlock is retried the same way
 		}
 	}
-	err = runManaged(tx, fn)
+	id := tx.id
+	next, err := db.finishAttempt(tx, runManaged(tx, fn), escalate)
+	db.recycle(tx) // nothing below may touch tx: another Update may be running it
+	return next, id, err
+}
+
+// finishAttempt commits the attempt if fn succeeded, or rolls it back and,
+// if it may be retried, plans the next attempt.
+func (db *DB) finishAttempt(tx *Tx, err error, escalate bool) (nextAttempt, error) {
 	if err != nil && !IsRetryable(err) {
-		return nextAttempt{}, tx.id, tx.rollbackSettled(err)
+		return nextAttempt{}, tx.rollbackSettled(err)
 	}
 	if err == nil {
 		err = tx.commit()
 	}
 	if err == nil {
-		return nextAttempt{}, tx.id, nil
+		return nextAttempt{}, nil
 	}
 	var next nextAttempt
 	if IsRetryable(err) {
 		next = db.planRetry(tx, err, escalate)
 	}
 	_ = tx.rollback()
-	return next, tx.id, err
+	return next, err
 }
 
 // planRetry is where a failed attempt's retry is planned (escalate: the

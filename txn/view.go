@@ -2,7 +2,8 @@ package txn
 
 import "context"
 
-// View runs fn in a read-only transaction at the read watermark.
+// View runs fn in a read-only transaction at the read watermark. fn must
+// not keep tx once it returns: View recycles it.
 func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return errNilFn
@@ -20,30 +21,32 @@ func (db *DB) View(ctx context.Context, fn func(tx *Tx) error) error {
 	return err
 }
 
-// A View's transaction is recycled when View returns: a point read in a
-// read-only transaction then allocates next to nothing, and the garbage
-// collector (whose every cycle marks the whole memtable) runs far less
-// often. Only a managed read-only transaction qualifies: nobody but View
-// holds it once fn has returned — unless fn kept it, which the root
-// package's handles detect by ID (a recycled Tx gets a new one). A
-// transaction an AfterFunc or Close may still touch is not recycled
-// (finishLocked decides), nor is one whose fn panicked.
+// A View's or Update's transaction is recycled when its attempt ends: a
+// point read in a read-only transaction then allocates next to nothing, an
+// Update attempt one Tx less, and the garbage collector (whose every cycle
+// marks the whole memtable) runs less often. Only a managed transaction
+// qualifies: nobody but View or Update holds it once fn has returned —
+// unless fn kept it, which the root package's handles detect by ID (a
+// recycled Tx gets a new one); code of this package that keeps one is
+// documented not to (DB.View, DB.Update). A transaction an AfterFunc or
+// Close may still touch is not recycled (endLocked decides), nor is one
+// whose fn panicked.
 
 // allocTx returns a Tx to initialize: a recycled one if pooled and one is
 // available.
 func (db *DB) allocTx(pooled bool) *Tx {
 	if pooled {
-		if tx, ok := db.viewPool.Get().(*Tx); ok {
+		if tx, ok := db.txPool.Get().(*Tx); ok {
 			return tx
 		}
 	}
 	return new(Tx)
 }
 
-// recycle returns a finished View transaction to the pool if nothing else
+// recycle returns a finished View or Update transaction to the pool if nothing else
 // can reach it.
 func (db *DB) recycle(tx *Tx) {
 	if tx.recyclable {
-		db.viewPool.Put(tx)
+		db.txPool.Put(tx)
 	}
 }

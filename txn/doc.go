@@ -220,13 +220,14 @@
 // Read-only transactions read at the read watermark — a prefix of the serial
 // order of commit timestamps — and never validate; they wait only if they saw
 // a version that is not durable yet. View recycles its
-// Tx when it returns (view.go, recycle): a point read's transaction then
-// allocates nothing, and the garbage collector, each of whose cycles marks
-// the whole memtable, runs far less often. A Tx is recycled only when
-// nothing but View can reach it — no context AfterFunc pending, not listed
-// by a Close — and the root package's handles remember the ID they were
-// issued for, so a handle kept past its View fails with ErrTxDone instead
-// of acting in whichever View reuses the object.
+// Tx when it returns, and Update each attempt's (view.go, recycle): a point
+// read's transaction then allocates nothing, an Update attempt one object
+// less, and the garbage collector, each of whose cycles marks the whole
+// memtable, runs far less often. A Tx is recycled only when nothing but
+// View or Update can reach it — no context AfterFunc pending, not listed by
+// a Close — and the root package's handles remember the ID they were issued
+// for, so a handle kept past its View or Update fails with ErrTxDone
+// instead of acting in whichever transaction reuses the object.
 //
 // # Errors that end a transaction
 //
@@ -250,7 +251,7 @@
 //	commit.go      the commit protocol and the committing set
 //	update.go      Update: retries, backoff, escalation
 //	retryplan.go   what a failed attempt hands the next one, and how it is carried out
-//	view.go        View and the recycling of read-only transactions
+//	view.go        View, and the recycling of View's and Update's transactions
 //	single.go      one-key operations: Get, Put, CompareAndSwap, Increment
 //	steering.go    the bridge to package steer (Hybrid's and Adaptive's memories)
 //	stats.go, hotkeys.go, deadlocks.go, advisor.go   what the DB reports about itself

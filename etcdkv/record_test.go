@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,9 +39,10 @@ type fault struct {
 
 type faultKV struct {
 	clientv3.KV
-	mu   sync.Mutex
-	plan []fault
-	late []clientv3.Txn // the delayed Txns
+	mu          sync.Mutex
+	plan        []fault
+	late        []clientv3.Txn // the delayed Txns
+	resolutions atomic.Int64   // Txns with an Else branch sent: resolutions of ambiguous commits
 }
 
 func (f *faultKV) setPlan(p ...fault) {
@@ -68,8 +70,8 @@ func (f *faultKV) Txn(ctx context.Context) clientv3.Txn {
 
 type faultTxn struct {
 	clientv3.Txn
-	kv          *faultKV
-	conditional bool
+	kv              *faultKV
+	conditional, or bool
 }
 
 func (t *faultTxn) If(cs ...clientv3.Cmp) clientv3.Txn {
@@ -84,11 +86,15 @@ func (t *faultTxn) Then(ops ...clientv3.Op) clientv3.Txn {
 }
 
 func (t *faultTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	t.or = t.or || len(ops) > 0
 	t.Txn = t.Txn.Else(ops...)
 	return t
 }
 
 func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
+	if t.or {
+		t.kv.resolutions.Add(1)
+	}
 	ft, ok := t.kv.next()
 	if !t.conditional || !ok {
 		return t.Txn.Commit()

@@ -30,12 +30,13 @@ import (
 // commit (one round trip less). And each etcdkv commit also writes its
 // transaction record.
 //
-//	go test -run '^$' -bench Bank -count 6 ./etcdkv | benchstat -
+//	go test -run '^$' -bench Bank -benchtime 2s -count 6 . >bank.txt
+//	benchstat -col /impl bank.txt
 func BenchmarkBank(b *testing.B) {
 	for _, impl := range []string{"etcdkv", "stm"} {
 		for _, accounts := range []int{10, 1000} {
 			for _, workers := range []int{4, 16} {
-				b.Run(fmt.Sprintf("%s/accounts=%d/workers=%d", impl, accounts, workers), func(b *testing.B) {
+				b.Run(fmt.Sprintf("impl=%s/accounts=%d/workers=%d", impl, accounts, workers), func(b *testing.B) {
 					benchBank(b, impl, accounts, workers)
 				})
 			}

@@ -183,6 +183,13 @@ func TestManagedAndReadOnly(t *testing.T) {
 // version, and ends with ErrCompacted when that revision is gone.
 func TestWatchResumeAndCompaction(t *testing.T) {
 	db := open1(t)
+	cli := newClient(t, 0)
+	// Watch from after the cluster's current revision, not from 1: an
+	// earlier run (-count) compacted the shared cluster.
+	before, err := cli.Get(bg, "any")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, v := range []string{"1", "2", "3"} {
 		if err := db.Put(bg, []byte("w/k"), []byte(v)); err != nil {
 			t.Fatal(err)
@@ -190,7 +197,7 @@ func TestWatchResumeAndCompaction(t *testing.T) {
 	}
 	var first uint64
 	var got []string
-	for ev, err := range db.Watch(bg, []byte("w/"), 1) {
+	for ev, err := range db.Watch(bg, []byte("w/"), uint64(before.Header.Revision)+1) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +225,6 @@ func TestWatchResumeAndCompaction(t *testing.T) {
 	if strings.Join(resumed, ",") != "2,3" {
 		t.Fatalf("resumed %v, want 2,3", resumed)
 	}
-	cli := newClient(t, 0)
 	resp, err := cli.Get(bg, "any")
 	if err != nil {
 		t.Fatal(err)

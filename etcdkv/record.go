@@ -75,22 +75,30 @@ func (e *eng) newRecord(ctx context.Context) (record, error) {
 }
 
 // recordLease returns the lease for new records, granting one when there
-// is none or the current one is past half its TTL.
+// is none or the current one is past half its TTL. The grant is made
+// without the mutex, so that a commit waits for it under its own context
+// only: commits racing at a rollover may each grant one, and the leases
+// not kept expire unused.
 func (e *eng) recordLease(ctx context.Context) (clientv3.LeaseID, error) {
 	r := &e.records
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	ttl := e.opts.RecordTTL
-	if r.id != 0 && time.Since(r.granted) < ttl/2 {
-		return r.id, nil
+	r.mu.Lock()
+	id, fresh := r.id, r.id != 0 && time.Since(r.granted) < ttl/2
+	r.mu.Unlock()
+	if fresh {
+		return id, nil
 	}
 	start := time.Now()
 	resp, err := e.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return 0, err
 	}
-	r.id, r.granted = resp.ID, start
-	return r.id, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.id == 0 || start.After(r.granted) {
+		r.id, r.granted = resp.ID, start
+	}
+	return resp.ID, nil
 }
 
 // dropLease forgets lease, which etcd no longer knows, so the next record

@@ -378,3 +378,42 @@ func TestRecordLease(t *testing.T) {
 		t.Fatalf("the record's lease was granted for %d s, want %d", ttl.GrantedTTL, want)
 	}
 }
+
+// TestRecordLeaseRollover: a records lease serves new records for half its
+// TTL only; the records of the old lease stay until it expires.
+func TestRecordLeaseRollover(t *testing.T) {
+	cli := newClient(t, 0)
+	prefix := testPrefix(t)
+	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: prefix, RecordTTL: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	leases := func() map[int64]int {
+		t.Helper()
+		resp, err := cli.Get(bg, prefix+"t/", clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[int64]int{}
+		for _, kv := range resp.Kvs {
+			m[kv.Lease]++
+		}
+		return m
+	}
+	for range 2 {
+		if err := incr(bg, db, "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := leases(); len(m) != 1 {
+		t.Fatalf("records by lease %v, want 2 records of one lease", m)
+	}
+	time.Sleep(2600 * time.Millisecond) // past half the TTL
+	if err := incr(bg, db, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if m := leases(); len(m) != 2 {
+		t.Fatalf("records by lease %v, want the old lease's 2 and a new lease's 1", m)
+	}
+}

@@ -37,8 +37,9 @@ var (
 	ErrSnapshotTooOld = mvcc.ErrSnapshotTooOld
 
 	// Errors of engines other than the local one (OpenEngine).
-	ErrNotSupported = engine.ErrNotSupported // the engine does not implement this operation or option; the error names it
-	ErrTxnTooLarge  = engine.ErrTxnTooLarge  // more operations than the engine's atomic request allows; the error names the limit
+	ErrNotSupported  = engine.ErrNotSupported  // the engine does not implement this operation or option; the error names it
+	ErrTxnTooLarge   = engine.ErrTxnTooLarge   // more operations than the engine's atomic request allows; the error names the limit
+	ErrCommitUnknown = engine.ErrCommitUnknown // the commit was sent but its outcome was not learned before the context ended
 )
 
 type (

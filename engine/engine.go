@@ -19,6 +19,11 @@ var (
 	// request than the engine allows (etcd: --max-txn-ops, 128 by
 	// default). The error wrapping it names the limit.
 	ErrTxnTooLarge = errors.New("txkv: transaction too large")
+	// ErrCommitUnknown: the commit was sent but its outcome could not be
+	// learned before the context ended (the connection dropped, the
+	// cluster did not answer). It may or may not have been applied; it is
+	// not retryable as is.
+	ErrCommitUnknown = errors.New("txkv: commit outcome unknown")
 )
 
 // Engine is a database engine a *txkv.DB can run over (txkv.OpenEngine).

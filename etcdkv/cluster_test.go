@@ -70,55 +70,107 @@ func freeURL() (url.URL, error) {
 	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
 }
 
-// startCluster starts members embedded etcd servers forming one cluster.
+// startCluster starts the shared cluster of the tests: members embedded
+// etcd servers, their client URLs in endpoints.
 func startCluster(dir string, members int) (stop func(), err error) {
-	cfgs := make([]*embed.Config, members)
-	var initial []string
-	for i := range cfgs {
-		peer, err := freeURL()
-		if err != nil {
-			return nil, err
-		}
-		client, err := freeURL()
-		if err != nil {
-			return nil, err
-		}
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("m%d", i)
-		cfg.Dir = fmt.Sprintf("%s/%s", dir, cfg.Name)
-		cfg.TickMs, cfg.ElectionMs = 10, 100
-		cfg.UnsafeNoFsync = true
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfgs[i] = cfg
-		initial = append(initial, cfg.Name+"="+peer.String())
-		endpoints = append(endpoints, client.String())
+	c, err := startMembers(dir, members)
+	if err != nil {
+		return nil, err
 	}
-	var servers []*embed.Etcd
-	stop = func() {
-		for _, s := range servers {
+	endpoints = c.endpoints
+	return c.stop, nil
+}
+
+// cluster is a running embedded etcd cluster.
+type cluster struct {
+	servers   []*embed.Etcd
+	endpoints []string     // one client URL per member, in the order of servers
+	killed    map[int]bool // members stopped already
+}
+
+// stop closes every member still running.
+func (c *cluster) stop() {
+	for i, s := range c.servers {
+		if !c.killed[i] {
 			s.Close()
 		}
+	}
+}
+
+// kill stops member i without coordinating with the others (no leadership
+// transfer), as a crash would, then closes its listeners.
+func (c *cluster) kill(i int) {
+	c.servers[i].Server.HardStop()
+	c.servers[i].Close()
+	c.killed[i] = true
+}
+
+// leader returns the index of the member that is the leader, or -1 while
+// none is known.
+func (c *cluster) leader() int {
+	for i, s := range c.servers {
+		if !c.killed[i] && s.Server.Leader() == s.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
+// startMembers starts members embedded etcd servers forming one cluster,
+// their data under dir.
+func startMembers(dir string, members int) (*cluster, error) {
+	cfgs := make([]*embed.Config, members)
+	c := &cluster{killed: map[int]bool{}}
+	var initial []string
+	for i := range cfgs {
+		cfg, err := memberConfig(dir, i)
+		if err != nil {
+			return nil, err
+		}
+		cfgs[i] = cfg
+		initial = append(initial, cfg.Name+"="+cfg.AdvertisePeerUrls[0].String())
+		c.endpoints = append(c.endpoints, cfg.AdvertiseClientUrls[0].String())
 	}
 	for _, cfg := range cfgs {
 		cfg.InitialCluster = strings.Join(initial, ",")
 		s, err := embed.StartEtcd(cfg)
 		if err != nil {
-			stop()
+			c.stop()
 			return nil, err
 		}
-		servers = append(servers, s)
+		c.servers = append(c.servers, s)
 	}
-	for _, s := range servers {
+	for _, s := range c.servers {
 		select {
 		case <-s.Server.ReadyNotify():
 		case <-time.After(30 * time.Second):
-			stop()
+			c.stop()
 			return nil, fmt.Errorf("member %s not ready after 30 s", s.Config().Name)
 		}
 	}
-	return stop, nil
+	return c, nil
+}
+
+// memberConfig is member i's configuration: short ticks, no fsync, a quiet
+// logger, free ports.
+func memberConfig(dir string, i int) (*embed.Config, error) {
+	peer, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
+	client, err := freeURL()
+	if err != nil {
+		return nil, err
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = fmt.Sprintf("m%d", i)
+	cfg.Dir = fmt.Sprintf("%s/%s", dir, cfg.Name)
+	cfg.TickMs, cfg.ElectionMs = 10, 100
+	cfg.UnsafeNoFsync = true
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	return cfg, nil
 }
 
 // newClient returns a client of member i (mod the cluster's size), closed

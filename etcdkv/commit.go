@@ -19,7 +19,8 @@ import (
 //	     ModRevision(k) < S+1          for every written key (Snapshot:
 //	                                   first committer wins)
 //	     ModRevision(k) == v           for every PutIfVersion
-//	Then the writes
+//	     CreateRevision(record) == 0   the transaction record (record.go)
+//	Then the writes, and the record
 //
 // Under Serializable blind writes are not compared: the transaction
 // serializes at its commit revision, where every read is still current.
@@ -32,24 +33,30 @@ func (t *tx) commit() error {
 		t.e.stats.commits.Add(1)
 		return nil
 	}
-	cmps := t.compares()
-	ops := t.ops()
-	if err := checkTxnSize(len(cmps), len(ops), t.e.opts); err != nil {
-		t.e.stats.aborts.Add(1)
-		return err
-	}
-	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
+	rec, err := t.e.newRecord(t.ctx)
 	if err != nil {
 		t.e.stats.aborts.Add(1)
 		return t.mapErr(err)
 	}
-	if !resp.Succeeded {
+	// The record's compare and write come last (send relies on it).
+	cmps := append(t.compares(), rec.cmp())
+	ops := append(t.ops(), rec.put(recordCommitted))
+	if err := checkTxnSize(len(cmps), len(ops), t.e.opts); err != nil {
+		t.e.stats.aborts.Add(1)
+		return err
+	}
+	applied, err := t.send(rec, cmps, ops)
+	if err != nil {
+		t.e.stats.aborts.Add(1)
+		return t.commitErr(err)
+	}
+	if !applied {
 		t.e.stats.aborts.Add(1)
 		t.e.stats.conflicts.Add(1)
 		return t.conflict()
 	}
 	t.e.stats.commits.Add(1)
-	t.e.stats.writes.Add(int64(len(ops)))
+	t.e.stats.writes.Add(int64(len(ops) - 1))
 	return nil
 }
 

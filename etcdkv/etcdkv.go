@@ -31,6 +31,11 @@ type Options struct {
 	// 1.5 MiB): a Put whose key and value exceed it fails with
 	// txkv.ErrValueTooLarge.
 	MaxRequestBytes int
+	// RecordTTL is the TTL of the lease transaction records are bound to
+	// (default DefaultRecordTTL, 10 minutes; at least 5 s). A record lives
+	// between RecordTTL/2 and RecordTTL: an ambiguous commit can be
+	// decided for RecordTTL/2 after it was sent (doc.go).
+	RecordTTL time.Duration
 	// Retry is Update's default retry policy. Zero fields: 10 attempts,
 	// backoff 1 ms .. 100 ms with full jitter (a round trip, not a mutex).
 	Retry txkv.RetryPolicy
@@ -41,6 +46,9 @@ const (
 	DefaultMaxTxnOps       = 128
 	DefaultMaxRequestBytes = 3 << 19 // 1.5 MiB
 	maxKeySize             = 32 << 10
+	// minRecordTTL keeps a record's lease above etcd's minimum lease TTL
+	// (1.5 election timeouts) on any sane configuration.
+	minRecordTTL = 5 * time.Second
 )
 
 // Open returns a *txkv.DB whose transactions run on etcd through cli,
@@ -64,6 +72,8 @@ type eng struct {
 	ids    atomic.Uint64
 	wg     sync.WaitGroup // running watches
 	stats  counters
+	// records is the lease of new transaction records (record.go).
+	records recordLeases
 }
 
 type counters struct {
@@ -86,6 +96,10 @@ func newEngine(cli *clientv3.Client, opts *Options) (*eng, error) {
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if o.RecordTTL <= 0 {
+		o.RecordTTL = DefaultRecordTTL
+	}
+	o.RecordTTL = max(o.RecordTTL, minRecordTTL)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &eng{cli: cli, ks: keyspace{prefix: o.Prefix}, opts: o, ctx: ctx, cancel: cancel}, nil
 }

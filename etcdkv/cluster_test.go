@@ -146,10 +146,16 @@ func testPrefix(t testing.TB) string {
 // its own client of a different member, closed at the end of the test.
 func openN(t testing.TB, n int) []*txkv.DB {
 	t.Helper()
-	prefix := testPrefix(t)
+	return openWith(t, n, etcdkv.Options{})
+}
+
+// openWith is openN with options (Prefix is set to a new one).
+func openWith(t testing.TB, n int, o etcdkv.Options) []*txkv.DB {
+	t.Helper()
+	o.Prefix = testPrefix(t)
 	dbs := make([]*txkv.DB, n)
 	for i := range dbs {
-		db, err := etcdkv.Open(newClient(t, i), &etcdkv.Options{Prefix: prefix})
+		db, err := etcdkv.Open(newClient(t, i), &o)
 		if err != nil {
 			t.Fatalf("etcdkv.Open: %v", err)
 		}

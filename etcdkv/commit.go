@@ -1,16 +1,23 @@
 package etcdkv
 
 import (
+	"bytes"
+	"slices"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/lockmgr"
 	"github.com/txkv/txkv/txn"
 )
 
 // commit ends the transaction. A read-only one read one revision and needs
-// no validation. Otherwise one etcd Txn carries:
+// no validation (if it holds locks, one request releases them and checks
+// they were not lost). Otherwise one etcd Txn carries:
 //
-//	If   ModRevision(k) == seen        for every key read (Serializable)
+//	If   ModRevision(k) == seen        for every key read (Serializable,
+//	                                   unless strict 2PL: its locks kept them)
 //	     ModRevision([from,to)) < S+1  for every scanned range: no key in it
 //	                                   created or changed after S
 //	                                   (a deleted key is caught by the
@@ -19,50 +26,218 @@ import (
 //	     ModRevision(k) < S+1          for every written key (Snapshot:
 //	                                   first committer wins)
 //	     ModRevision(k) == v           for every PutIfVersion
-//	Then the writes
+//	     CreateRevision(e) == granted  for every lock entry held (fencing)
+//	     CreateRevision(queue) == 0    for every written key not locked X by
+//	                                   this transaction: no other
+//	                                   transaction's entry on it (around
+//	                                   this one's own entries)
+//	     CreateRevision(r/…) == 0      no other transaction's range entry,
+//	                                   if there are such written keys
+//	Then the writes, and the deletes of the lock entries (release)
+//	Else the range entries, to tell a range lock in the way from one
+//	     elsewhere
 //
 // Under Serializable blind writes are not compared: the transaction
 // serializes at its commit revision, where every read is still current.
+// If range entries exist but none overlaps an unlocked written key, the
+// commit is sent again comparing only that no range entry was created
+// since (ModRevision(r/…) < R+1).
 func (t *tx) commit() error {
 	if err := t.usable(); err != nil {
 		return err
 	}
 	t.done = true
 	if len(t.writes) == 0 {
+		return t.commitReadOnly()
+	}
+	unlocked := t.unlockedWrites()
+	cmps := append(t.compares(), t.fencing()...)
+	for _, k := range unlocked {
+		cmps = append(cmps, t.queueFree(k)...)
+	}
+	var rcmps []clientv3.Cmp
+	var elseOps []clientv3.Op
+	if len(unlocked) > 0 {
+		rcmps = t.rangesFree()
+		rf, rt := t.e.ks.allRanges()
+		elseOps = append(elseOps, clientv3.OpGet(rf, clientv3.WithRange(rt)))
+	}
+	ops := t.ops()
+	rel := t.releaseOps()
+	then := ops
+	if len(ops)+len(rel) <= t.e.opts.MaxTxnOps {
+		then = append(slices.Clip(ops), rel...)
+	}
+	if err := checkTxnSize(len(cmps)+len(rcmps), len(ops), t.e.opts); err != nil {
+		return t.abort(err)
+	}
+	for round := 0; ; round++ {
+		resp, err := t.e.cli.Txn(t.ctx).If(append(slices.Clip(cmps), rcmps...)...).Then(then...).Else(elseOps...).Commit()
+		if err != nil {
+			return t.abort(t.mapErr(err))
+		}
+		if resp.Succeeded {
+			t.committed(len(ops), len(then) > len(ops))
+			return nil
+		}
+		if round >= 2 || len(unlocked) == 0 {
+			break
+		}
+		others, inWay := t.rangesInWay(resp.Responses[0].GetResponseRange().GetKvs(), unlocked)
+		if inWay != nil || !others {
+			if inWay != nil {
+				t.e.stats.conflicts.Add(1)
+				return t.abort(&txkv.ConflictError{TxID: t.id, Key: bytes.Clone(inWay.start), Reason: ReasonWriteLocked})
+			}
+			break
+		}
+		rf, rt := t.e.ks.allRanges()
+		rcmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(rf).WithRange(rt), "<", resp.Header.Revision+1)}
+	}
+	t.e.stats.conflicts.Add(1)
+	return t.abort(t.conflict(unlocked))
+}
+
+// committed counts a commit; released says the commit Txn deleted the lock
+// entries, else they are released now.
+func (t *tx) committed(writes int, released bool) {
+	t.e.stats.commits.Add(1)
+	t.e.stats.writes.Add(int64(writes))
+	if released {
+		t.locks.held = nil
+	}
+	t.release()
+}
+
+// abort ends a failed commit: the locks are released, err returned.
+func (t *tx) abort(err error) error {
+	t.e.stats.aborts.Add(1)
+	t.release()
+	return err
+}
+
+// commitReadOnly ends a transaction that wrote nothing. Its locks kept
+// what it read: one request releases them If every one still existed (a
+// lost one may have let a writer in), Else releases them anyway.
+func (t *tx) commitReadOnly() error {
+	if len(t.locks.held) == 0 {
 		t.e.stats.commits.Add(1)
+		t.e.reg.released(t.id)
 		return nil
 	}
-	cmps := t.compares()
-	ops := t.ops()
-	if err := checkTxnSize(len(cmps), len(ops), t.e.opts); err != nil {
-		t.e.stats.aborts.Add(1)
-		return err
+	if len(t.locks.held) > t.e.opts.MaxTxnOps {
+		if err := t.lostLock(); err != nil {
+			return t.abort(err)
+		}
+		t.committed(0, false)
+		return nil
 	}
-	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
+	rel := t.releaseOps()
+	resp, err := t.e.cli.Txn(t.ctx).If(t.fencing()...).Then(rel...).Else(rel...).Commit()
 	if err != nil {
-		t.e.stats.aborts.Add(1)
-		return t.mapErr(err)
+		return t.abort(t.mapErr(err))
 	}
 	if !resp.Succeeded {
-		t.e.stats.aborts.Add(1)
-		t.e.stats.conflicts.Add(1)
-		return t.conflict()
+		err := t.lostLock()
+		if err == nil {
+			err = &txkv.ConflictError{TxID: t.id, Reason: ReasonLockLost}
+		}
+		return t.abort(err)
 	}
-	t.e.stats.commits.Add(1)
-	t.e.stats.writes.Add(int64(len(ops)))
+	t.committed(0, true)
 	return nil
+}
+
+// unlockedWrites returns the written user keys no exclusive lock of this
+// transaction covers, in order: an optimistic write must find no other
+// transaction's lock on them.
+func (t *tx) unlockedWrites() [][]byte {
+	var out [][]byte
+	for _, k := range sortedKeys(t.writes) {
+		key := t.e.ks.user([]byte(k))
+		if !t.covered(newRequest(key, nil, false, lockmgr.Exclusive)) {
+			out = append(out, bytes.Clone(key))
+		}
+	}
+	return out
+}
+
+// queueFree compares that key's queue holds no entry but this
+// transaction's own.
+func (t *tx) queueFree(key []byte) []clientv3.Cmp {
+	from, to := t.e.ks.queue(key)
+	return emptyExcept(from, to, t.ownKeys(from, to))
+}
+
+// rangesFree compares that no range entry exists but this transaction's
+// own.
+func (t *tx) rangesFree() []clientv3.Cmp {
+	from, to := t.e.ks.allRanges()
+	return emptyExcept(from, to, t.ownKeys(from, to))
+}
+
+// ownKeys returns the keys of the held entries in [from, to), in order.
+func (t *tx) ownKeys(from, to string) []string {
+	var own []string
+	for _, h := range t.locks.held {
+		if h.key >= from && h.key < to {
+			own = append(own, h.key)
+		}
+	}
+	slices.Sort(own)
+	return own
+}
+
+// emptyExcept compares that [from, to) holds no key but own (sorted): one
+// range compare per gap between them. An empty range compares as a key
+// with CreateRevision 0.
+func emptyExcept(from, to string, own []string) []clientv3.Cmp {
+	var cmps []clientv3.Cmp
+	lo := from
+	for _, k := range own {
+		if lo < k {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(lo).WithRange(k), "=", 0))
+		}
+		lo = k + "\x00"
+	}
+	if lo < to {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(lo).WithRange(to), "=", 0))
+	}
+	return cmps
+}
+
+// rangesInWay reads the range entries a failed commit returned: whether
+// any is another transaction's, and the first that overlaps a written key.
+func (t *tx) rangesInWay(kvs []*mvccpb.KeyValue, keys [][]byte) (others bool, inWay *entry) {
+	for _, kv := range kvs {
+		e, ok := t.e.ks.parseEntry(kv)
+		if !ok || t.ownsEntry(&e) {
+			continue
+		}
+		others = true
+		for _, k := range keys {
+			if p := newRequest(k, nil, false, lockmgr.Exclusive); overlaps(&e, p) {
+				return true, p
+			}
+		}
+	}
+	return others, nil
+}
+
+func (t *tx) ownsEntry(e *entry) bool {
+	return slices.ContainsFunc(t.locks.held, func(h entry) bool { return h.key == e.key })
 }
 
 func (t *tx) compares() []clientv3.Cmp {
 	var cmps []clientv3.Cmp
-	if t.serializable() {
+	if t.serializable() && !t.locking {
 		for _, k := range sortedKeys(t.reads) {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", t.reads[k]))
 		}
 		for _, r := range t.ranges {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.from), "<", t.snap+1).WithRange(r.to))
 		}
-	} else {
+	} else if !t.serializable() {
 		for _, k := range sortedKeys(t.writes) {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "<", t.snap+1))
 		}
@@ -85,11 +260,35 @@ func (t *tx) ops() []clientv3.Op {
 	return ops
 }
 
+// lockedByOther returns the first of keys whose queue holds another
+// transaction's entry, if any.
+func (t *tx) lockedByOther(keys [][]byte) []byte {
+	for _, k := range keys {
+		from, to := t.e.ks.queue(k)
+		resp, err := t.e.cli.Get(t.ctx, from, clientv3.WithRange(to), clientv3.WithKeysOnly())
+		if err != nil {
+			return nil
+		}
+		for _, kv := range resp.Kvs {
+			if !slices.ContainsFunc(t.locks.held, func(h entry) bool { return h.key == string(kv.Key) }) {
+				return k
+			}
+		}
+	}
+	return nil
+}
+
 // conflict finds which compare failed, reading the keys and ranges again,
 // and names it in a *txkv.ConflictError (the first found, in the order the
 // compares were made). If nothing differs any more (the conflicting write
 // was undone meanwhile), the error names no key.
-func (t *tx) conflict() error {
+func (t *tx) conflict(unlocked [][]byte) error {
+	if err := t.lostLock(); err != nil {
+		return err
+	}
+	if key := t.lockedByOther(unlocked); key != nil {
+		return &txkv.ConflictError{TxID: t.id, Key: key, Reason: ReasonWriteLocked}
+	}
 	ce := &txkv.ConflictError{TxID: t.id}
 	if key, ok := t.changedKey(); ok {
 		ce.Key = t.e.ks.user([]byte(key))

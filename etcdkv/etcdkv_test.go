@@ -131,25 +131,9 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// What etcdkv does not do yet fails with ErrNotSupported, naming it.
+// What etcdkv does not do fails with ErrNotSupported, naming it.
 func TestNotSupported(t *testing.T) {
 	db := open1(t)
-	for _, s := range []txkv.Strategy{txkv.Pessimistic, txkv.Hybrid, txkv.Adaptive} {
-		if _, err := db.Begin(bg, &txkv.TxOptions{Strategy: s}); !errors.Is(err, txkv.ErrNotSupported) {
-			t.Errorf("Begin(%v) = %v, want ErrNotSupported", s, err)
-		}
-	}
-	tx, err := db.Begin(bg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.GetForUpdate([]byte("k")); !errors.Is(err, txkv.ErrNotSupported) {
-		t.Errorf("GetForUpdate = %v", err)
-	}
-	if err := tx.LockKeys(txkv.Exclusive, []byte("k")); !errors.Is(err, txkv.ErrNotSupported) {
-		t.Errorf("LockKeys = %v", err)
-	}
 	if err := db.Checkpoint(); !errors.Is(err, txkv.ErrNotSupported) {
 		t.Errorf("Checkpoint = %v", err)
 	}

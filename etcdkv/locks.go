@@ -1,0 +1,455 @@
+package etcdkv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/txkv/txkv"
+	"github.com/txkv/txkv/lockmgr"
+)
+
+// The lock requests of a transaction over etcd: put an entry, read what is
+// ahead of it at the same revision, and if something incompatible is, wait
+// for its deletion and read again. See doc.go, "Locks".
+
+// ReasonLockLost is the Reason of the *txkv.ConflictError of a transaction
+// whose lock entry vanished before it committed: its session lease expired
+// (the process stalled or lost etcd for longer than Options.SessionTTL) or
+// was revoked. Nothing of the transaction was written; like every
+// conflict it is retryable, and Update retries it.
+const ReasonLockLost = "lock-lost"
+
+// ReasonWriteLocked is the Reason of the *txkv.ConflictError of an
+// optimistic commit that would write a key another transaction holds a
+// lock on (or has queued for): it would break that transaction's two-phase
+// locking. Retryable.
+const ReasonWriteLocked = "write-locked"
+
+// withdrawTimeout bounds the request that deletes an entry after its wait
+// ended without the lock (its ctx may be done already): past it, the lease
+// removes the entry.
+const withdrawTimeout = 5 * time.Second
+
+// maxTryRounds bounds how often a non-waiting request re-reads a queue
+// that keeps changing under it before it reports the lock unavailable.
+const maxTryRounds = 8
+
+var errWaitTimedOut = errors.New("txkv: etcdkv: lock wait timed out")
+
+// lockState is what a transaction holds.
+type lockState struct {
+	held []entry // granted entries, in grant order
+	seq  uint64  // numbers the transaction's entries
+}
+
+// newRequest is the entry of a request for target in mode.
+func newRequest(start, end []byte, isRange bool, mode lockmgr.Mode) *entry {
+	e := &entry{start: bytes.Clone(start), isRange: isRange, mode: mode}
+	if isRange {
+		e.end = bytes.Clone(end)
+	}
+	return e
+}
+
+// covered reports whether a lock the transaction holds makes req redundant
+// (re-entrant requests return at once, as locally).
+func (t *tx) covered(req *entry) bool {
+	for i := range t.locks.held {
+		if covers(&t.locks.held[i], req) {
+			return true
+		}
+	}
+	return false
+}
+
+// baseFor returns the CreateRevision of the earliest lock the transaction
+// holds overlapping req (0: none): req is then an upgrade.
+func (t *tx) baseFor(req *entry) int64 {
+	var base int64
+	for i := range t.locks.held {
+		h := &t.locks.held[i]
+		if overlaps(h, req) && (base == 0 || h.rev < base) {
+			base = h.rev
+		}
+	}
+	return base
+}
+
+// lock acquires req under policy, waiting at most timeout (the one
+// convention: > 0, 0 do not wait, Forever).
+func (t *tx) lock(req *entry, policy lockmgr.WaitPolicy, timeout time.Duration) error {
+	if t.covered(req) {
+		return nil
+	}
+	sess, err := t.prepare(req)
+	if err != nil {
+		return err
+	}
+	if policy != lockmgr.Block || timeout == 0 {
+		return t.tryLock(req, policy, sess)
+	}
+	return t.waitLock(req, timeout, sess)
+}
+
+// prepare completes a request: its owner (the current session and this
+// transaction), its base and its key. Locks held under an earlier session
+// were lost when its lease expired: the transaction fails.
+func (t *tx) prepare(req *entry) (*concurrency.Session, error) {
+	if req.mode != lockmgr.Shared && req.mode != lockmgr.Exclusive {
+		return nil, fmt.Errorf("%w: lock mode %d", txkv.ErrInvalidOption, req.mode)
+	}
+	sess, err := t.e.session()
+	if err != nil {
+		return nil, err
+	}
+	req.own = owner{lease: int64(sess.Lease()), tx: t.id}
+	for i := range t.locks.held {
+		if h := &t.locks.held[i]; h.own.lease != req.own.lease {
+			return nil, t.fail(lockLost(t.id, h))
+		}
+	}
+	req.base = t.baseFor(req)
+	t.locks.seq++
+	req.key = t.e.ks.entryKey(req, t.locks.seq)
+	return sess, nil
+}
+
+func lockLost(id uint64, e *entry) error {
+	ce := &txkv.ConflictError{TxID: id, Key: bytes.Clone(e.start), Reason: ReasonLockLost}
+	if e.isRange {
+		ce.Range, ce.End = true, bytes.Clone(e.end)
+	}
+	return ce
+}
+
+// snapRanges are the etcd ranges holding every entry that can overlap req:
+// the point queues of its target and the range entries starting before its
+// end.
+func (t *tx) snapRanges(req *entry) [][2]string {
+	ks := t.e.ks
+	if req.isRange {
+		qf, qt := ks.queues(req.start, req.end)
+		rf, rt := ks.rangesBelow(req.end, false)
+		return [][2]string{{qf, qt}, {rf, rt}}
+	}
+	qf, qt := ks.queue(req.start)
+	rf, rt := ks.rangesBelow(req.start, true)
+	return [][2]string{{qf, qt}, {rf, rt}}
+}
+
+func getOps(ranges [][2]string) []clientv3.Op {
+	ops := make([]clientv3.Op, len(ranges))
+	for i, r := range ranges {
+		ops[i] = clientv3.OpGet(r[0], clientv3.WithRange(r[1]))
+	}
+	return ops
+}
+
+// fastCompares, when they hold, grant req at once with no read: no range
+// entry exists and the key's queue holds nothing req conflicts with. Only
+// a first point request of its transaction on the key qualifies (an
+// upgrade or a range needs the full rule); nil otherwise.
+func (t *tx) fastCompares(req *entry) []clientv3.Cmp {
+	if req.isRange || req.base > 0 {
+		return nil
+	}
+	qf, qt := t.e.ks.queue(req.start)
+	if req.mode == lockmgr.Shared {
+		qf, qt = t.e.ks.xqueue(req.start)
+	}
+	rf, rt := t.e.ks.allRanges()
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(qf).WithRange(qt), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(rf).WithRange(rt), "=", 0),
+	}
+}
+
+// parseSnap reads the entries of the snapshot ranges' responses that
+// overlap req.
+func (t *tx) parseSnap(req *entry, resps []*pb.ResponseOp) []entry {
+	var out []entry
+	for _, r := range resps {
+		for _, kv := range r.GetResponseRange().GetKvs() {
+			if e, ok := t.e.ks.parseEntry(kv); ok && overlaps(&e, req) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// tryLock is a request that does not wait (NoWait, SkipLocked, a timeout
+// of 0): one Txn puts the entry if the fast compares hold, else reads the
+// queue; if the full rule then grants it, a second Txn puts it provided
+// nothing was queued meanwhile. Otherwise it returns a *LockError at once,
+// without having queued.
+func (t *tx) tryLock(req *entry, policy lockmgr.WaitPolicy, sess *concurrency.Session) error {
+	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
+	ranges := t.snapRanges(req)
+	fast := t.fastCompares(req)
+	var bl, snap []entry
+	for range maxTryRounds {
+		txn := t.e.cli.Txn(t.ctx)
+		if fast != nil {
+			txn = txn.If(fast...).Then(put).Else(getOps(ranges)...)
+		} else {
+			txn = txn.Then(getOps(ranges)...)
+		}
+		resp, err := txn.Commit()
+		if err != nil {
+			return t.mapErr(err)
+		}
+		if fast != nil && resp.Succeeded {
+			return t.granted(req, resp.Header.Revision)
+		}
+		snap = t.parseSnap(req, resp.Responses)
+		var relied []entry
+		if bl, relied = blockers(req, snap); len(bl) > 0 {
+			break
+		}
+		ok, rev, err := t.putIfUnchanged(put, ranges, relied, resp.Header.Revision)
+		if err != nil || ok {
+			if err != nil {
+				return err
+			}
+			return t.granted(req, rev)
+		}
+		fast = nil
+	}
+	return t.refusal(req, bl, snap, policy, 0)
+}
+
+// putIfUnchanged puts the entry if no entry was created or changed in the
+// snapshot ranges since rev and the relied-upon entries still exist: the
+// rule's answer at rev still holds.
+func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, relied []entry, rev int64) (bool, int64, error) {
+	var cmps []clientv3.Cmp
+	for _, r := range ranges {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r[0]).WithRange(r[1]), "<", rev+1))
+	}
+	for _, e := range relied {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.key), "=", e.rev))
+	}
+	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(put).Commit()
+	if err != nil {
+		return false, 0, t.mapErr(err)
+	}
+	return resp.Succeeded, resp.Header.Revision, nil
+}
+
+// refusal is the *LockError of a request not granted without waiting, or
+// whose wait of timeout ran out.
+func (t *tx) refusal(req *entry, bl, snap []entry, policy lockmgr.WaitPolicy, waited time.Duration) error {
+	le := &txkv.LockError{Err: txkv.ErrLockNotAvailable, Txn: t.id, Mode: req.mode, Timeout: waited,
+		Target: lockmgr.Point(bytes.Clone(req.start))}
+	if policy == lockmgr.Block {
+		le.Err = txkv.ErrLockTimeout
+	}
+	if req.isRange {
+		le.Target = lockmgr.Span(bytes.Clone(req.start), bytes.Clone(req.end))
+	}
+	seen := map[owner]bool{}
+	for i := range bl {
+		b := &bl[i]
+		if seen[b.own] {
+			continue // one transaction, several entries in the way
+		}
+		seen[b.own] = true
+		if granted(b, snap) {
+			le.Holders = append(le.Holders, b.own.tx)
+		} else {
+			le.Queued = append(le.Queued, b.own.tx)
+		}
+	}
+	slices.Sort(le.Holders)
+	slices.Sort(le.Queued)
+	return le
+}
+
+// waitLock is a blocking request: one Txn puts the entry (and, unless the
+// fast compares held, reads what is ahead of it at that revision); then it
+// waits for what the rule says is in its way.
+func (t *tx) waitLock(req *entry, timeout time.Duration, sess *concurrency.Session) error {
+	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
+	ranges := t.snapRanges(req)
+	ops := append(getOps(ranges), put)
+	txn := t.e.cli.Txn(t.ctx)
+	fast := t.fastCompares(req)
+	if fast != nil {
+		txn = txn.If(fast...).Then(put).Else(ops...)
+	} else {
+		txn = txn.Then(ops...)
+	}
+	resp, err := txn.Commit()
+	if err != nil {
+		t.withdraw(req) // the put may have been applied
+		return t.mapErr(err)
+	}
+	if fast != nil && resp.Succeeded {
+		return t.granted(req, resp.Header.Revision)
+	}
+	req.rev = resp.Header.Revision
+	snap := t.parseSnap(req, resp.Responses[:len(ranges)])
+	return t.wait(req, snap, resp.Header.Revision, timeout, sess)
+}
+
+// wait is the loop of a queued request: while the rule finds entries in
+// its way, record the wait (finding deadlocks among this handle's
+// transactions), wait for the deletion of the latest of them, and read the
+// queue again. A request that does not get the lock withdraws its entry.
+func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, sess *concurrency.Session) error {
+	var timer <-chan time.Time
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		defer tm.Stop()
+		timer = tm.C
+	}
+	defer t.e.reg.stopWaiting(t.id)
+	for {
+		bl, _ := blockers(req, snap)
+		if len(bl) == 0 {
+			return t.granted(req, req.rev)
+		}
+		if err := t.e.reg.waiting(t.id, t.opts.Label, req, bl, snap); err != nil {
+			t.withdraw(req)
+			return t.fail(err)
+		}
+		err := t.awaitDelete(latest(bl), rev, timer, sess)
+		if errors.Is(err, errWaitTimedOut) {
+			t.withdraw(req)
+			return t.refusal(req, bl, snap, lockmgr.Block, timeout)
+		}
+		if err == nil {
+			snap, rev, err = t.readSnap(req)
+		}
+		if err != nil {
+			t.withdraw(req)
+			return err
+		}
+		if !slices.ContainsFunc(snap, func(e entry) bool { return e.key == req.key }) {
+			return t.fail(lockLost(t.id, req)) // its lease expired while it waited
+		}
+	}
+}
+
+// latest returns the blocker that queued last: it is usually the last to go.
+func latest(bl []entry) *entry {
+	last := &bl[0]
+	for i := range bl {
+		if bl[i].rev > last.rev {
+			last = &bl[i]
+		}
+	}
+	return last
+}
+
+// awaitDelete waits, in one select, for b's deletion after rev, the
+// timer, the transaction's ctx, the DB's Close and the session's end.
+func (t *tx) awaitDelete(b *entry, rev int64, timer <-chan time.Time, sess *concurrency.Session) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(t.ctx))
+	defer cancel()
+	wch := t.e.cli.Watch(wctx, b.key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	for {
+		select {
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil || len(wr.Events) > 0 {
+				return t.ctx.Err() // deleted, or the watch broke: read again (unless ctx ended it)
+			}
+		case <-timer:
+			return errWaitTimedOut
+		case <-t.ctx.Done():
+			return t.ctx.Err()
+		case <-t.e.ctx.Done():
+			return txkv.ErrClosed
+		case <-sess.Done():
+			return t.fail(lockLost(t.id, b))
+		}
+	}
+}
+
+// readSnap reads the entries that can overlap req, at one revision.
+func (t *tx) readSnap(req *entry) ([]entry, int64, error) {
+	resp, err := t.e.cli.Txn(t.ctx).Then(getOps(t.snapRanges(req))...).Commit()
+	if err != nil {
+		return nil, 0, t.mapErr(err)
+	}
+	return t.parseSnap(req, resp.Responses), resp.Header.Revision, nil
+}
+
+// withdraw deletes the entry of a request that did not get the lock, with
+// its own deadline: the transaction's ctx may be what ended the wait.
+func (t *tx) withdraw(req *entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	t.e.cli.Delete(ctx, req.key) // on failure the lease removes it within the TTL
+}
+
+// granted records req, put at rev, as held.
+func (t *tx) granted(req *entry, rev int64) error {
+	req.rev = rev
+	t.locks.held = append(t.locks.held, *req)
+	t.e.reg.granted(t.id, t.opts.Label, req)
+	return nil
+}
+
+// releaseOps deletes every entry the transaction holds.
+func (t *tx) releaseOps() []clientv3.Op {
+	ops := make([]clientv3.Op, len(t.locks.held))
+	for i := range t.locks.held {
+		ops[i] = clientv3.OpDelete(t.locks.held[i].key)
+	}
+	return ops
+}
+
+// release deletes the transaction's entries, in one request unless they
+// are more than a Txn may hold. It has its own deadline: a transaction
+// ended by its ctx still releases.
+func (t *tx) release() {
+	defer t.e.reg.released(t.id)
+	ops := t.releaseOps()
+	t.locks.held = nil
+	if len(ops) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	for len(ops) > 0 {
+		n := min(len(ops), t.e.opts.MaxTxnOps)
+		t.e.cli.Txn(ctx).Then(ops[:n]...).Commit() // on failure the lease removes them within the TTL
+		ops = ops[n:]
+	}
+}
+
+// fencing compares that every entry the transaction holds still exists
+// as it was granted: a transaction whose lease expired cannot commit.
+func (t *tx) fencing() []clientv3.Cmp {
+	cmps := make([]clientv3.Cmp, len(t.locks.held))
+	for i, h := range t.locks.held {
+		cmps[i] = clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)
+	}
+	return cmps
+}
+
+// lostLock returns the lock-lost error of the first held entry that no
+// longer exists, if any (after a failed commit).
+func (t *tx) lostLock() error {
+	for i := range t.locks.held {
+		h := &t.locks.held[i]
+		resp, err := t.e.cli.Get(context.Background(), h.key, clientv3.WithKeysOnly())
+		if err != nil {
+			return nil
+		}
+		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != h.rev {
+			return lockLost(t.id, h)
+		}
+	}
+	return nil
+}

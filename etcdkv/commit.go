@@ -2,7 +2,9 @@ package etcdkv
 
 import (
 	"bytes"
+	"errors"
 	"slices"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,52 +52,109 @@ func (t *tx) commit() error {
 	if len(t.writes) == 0 {
 		return t.commitReadOnly()
 	}
-	unlocked := t.unlockedWrites()
-	cmps := append(t.compares(), t.fencing()...)
-	for _, k := range unlocked {
-		cmps = append(cmps, t.queueFree(k)...)
-	}
-	var rcmps []clientv3.Cmp
-	var elseOps []clientv3.Op
-	if len(unlocked) > 0 {
-		rcmps = t.rangesFree()
-		rf, rt := t.e.ks.allRanges()
-		elseOps = append(elseOps, clientv3.OpGet(rf, clientv3.WithRange(rt)))
-	}
-	ops := t.ops()
-	rel := t.releaseOps()
-	then := ops
-	if len(ops)+len(rel) <= t.e.opts.MaxTxnOps {
-		then = append(slices.Clip(ops), rel...)
-	}
-	if err := checkTxnSize(len(cmps)+len(rcmps), len(ops), t.e.opts); err != nil {
-		return t.abort(err)
-	}
+	var rcmps []clientv3.Cmp // nil: no other transaction's range entry at all
+	var unlocked [][]byte
 	for round := 0; ; round++ {
-		resp, err := t.e.cli.Txn(t.ctx).If(append(slices.Clip(cmps), rcmps...)...).Then(then...).Else(elseOps...).Commit()
+		unlocked = t.unlockedWrites()
+		c := t.commitTxn(unlocked, rcmps)
+		if err := checkTxnSize(len(c.cmps), c.writes, t.e.opts); err != nil {
+			return t.abort(err)
+		}
+		resp, err := t.e.cli.Txn(t.ctx).If(c.cmps...).Then(c.then...).Else(c.els...).Commit()
 		if err != nil {
 			return t.abort(t.mapErr(err))
 		}
 		if resp.Succeeded {
-			t.committed(len(ops), len(then) > len(ops))
+			t.committed(c.writes, len(c.then) > c.writes)
 			return nil
 		}
-		if round >= 2 || len(unlocked) == 0 {
+		if len(unlocked) == 0 || round >= 3 {
 			break
 		}
 		others, inWay := t.rangesInWay(resp.Responses[0].GetResponseRange().GetKvs(), unlocked)
-		if inWay != nil || !others {
-			if inWay != nil {
-				t.e.stats.conflicts.Add(1)
-				return t.abort(&txkv.ConflictError{TxID: t.id, Key: bytes.Clone(inWay.start), Reason: ReasonWriteLocked})
+		if inWay != nil || t.lockedByOther(unlocked) != nil {
+			// Another transaction holds or awaits a lock on the write set:
+			// as locally, the commit queues for exclusive locks on it, in
+			// key order, and is sent again.
+			if err := t.lockWrites(unlocked); err != nil {
+				return t.abort(err)
 			}
-			break
+			continue
+		}
+		if !others {
+			break // the failure is a validation's
 		}
 		rf, rt := t.e.ks.allRanges()
 		rcmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(rf).WithRange(rt), "<", resp.Header.Revision+1)}
 	}
 	t.e.stats.conflicts.Add(1)
 	return t.abort(t.conflict(unlocked))
+}
+
+// commitTxn is the parts of one commit Txn.
+type commitTxn struct {
+	cmps      []clientv3.Cmp
+	then, els []clientv3.Op
+	writes    int // the first writes ops of then are the writes; the rest release
+}
+
+// commitTxn builds the commit Txn; rcmps replaces the "no other range
+// entry" compares when range entries exist elsewhere.
+func (t *tx) commitTxn(unlocked [][]byte, rcmps []clientv3.Cmp) commitTxn {
+	c := commitTxn{cmps: append(t.compares(), t.fencing()...)}
+	for _, k := range unlocked {
+		c.cmps = append(c.cmps, t.queueFree(k)...)
+	}
+	if len(unlocked) > 0 {
+		if rcmps == nil {
+			rcmps = t.rangesFree()
+		}
+		c.cmps = append(c.cmps, rcmps...)
+		rf, rt := t.e.ks.allRanges()
+		c.els = []clientv3.Op{clientv3.OpGet(rf, clientv3.WithRange(rt))}
+	}
+	c.then = t.ops()
+	c.writes = len(c.then)
+	if rel := t.releaseOps(); len(c.then)+len(rel) <= t.e.opts.MaxTxnOps {
+		c.then = append(c.then, rel...)
+	}
+	return c
+}
+
+// lockWrites queues exclusive locks on keys (sorted) in one request and
+// waits for them (lockBatch), at most machineryWait: past it the commit
+// fails with a retryable conflict, not a lock timeout.
+func (t *tx) lockWrites(keys [][]byte) error {
+	reqs := make([]*entry, len(keys))
+	for i, k := range keys {
+		reqs[i] = newRequest(k, nil, false, lockmgr.Exclusive)
+	}
+	return t.asConflict(t.lockBatch(reqs, t.machineryWait()))
+}
+
+// machineryWait bounds the lock waits etcdkv makes on its own (an
+// optimistic commit queuing for its write set, a Hybrid retry's first
+// locks): the transaction's lock timeout, but at most commitLockWait. A
+// deadlock across handles through such a wait is then broken by a retry.
+func (t *tx) machineryWait() time.Duration {
+	if t.lockTimeout >= 0 && t.lockTimeout < commitLockWait {
+		return t.lockTimeout
+	}
+	return commitLockWait
+}
+
+// commitLockWait: see machineryWait.
+const commitLockWait = time.Second
+
+// asConflict turns the lock timeout of a wait of etcdkv's own into a
+// retryable *ConflictError naming the key.
+func (t *tx) asConflict(err error) error {
+	var le *txkv.LockError
+	if !errors.Is(err, txkv.ErrLockTimeout) || !errors.As(err, &le) {
+		return err
+	}
+	t.e.stats.conflicts.Add(1)
+	return &txkv.ConflictError{TxID: t.id, Key: bytes.Clone(le.Target.Key), Reason: ReasonWriteLocked}
 }
 
 // committed counts a commit; released says the commit Txn deleted the lock

@@ -117,13 +117,14 @@ func (k keyspace) entryKey(e *entry, seq uint64) string {
 
 // entryValue is what an entry's value holds beyond its key.
 type entryValue struct {
-	Base int64  `json:"base,omitempty"` // see entry.base
-	End  string `json:"end,omitempty"`  // a range's end, hex; "" with Open
-	Open bool   `json:"open,omitempty"` // a range without an end
+	Granted bool   `json:"g,omitempty"`    // see entry.granted
+	Base    int64  `json:"base,omitempty"` // see entry.base
+	End     string `json:"end,omitempty"`  // a range's end, hex; "" with Open
+	Open    bool   `json:"open,omitempty"` // a range without an end
 }
 
 func (e *entry) value() string {
-	v := entryValue{Base: e.base}
+	v := entryValue{Granted: e.granted, Base: e.base}
 	if e.isRange {
 		v.End, v.Open = hex.EncodeToString(e.end), e.end == nil
 	}
@@ -158,7 +159,7 @@ func (k keyspace) parseEntry(kv *mvccpb.KeyValue) (entry, bool) {
 	}
 	var v entryValue
 	if json.Unmarshal(kv.Value, &v) == nil {
-		e.base = v.Base
+		e.base, e.granted = v.Base, v.Granted
 		if e.isRange && !v.Open {
 			if end, err := hex.DecodeString(v.End); err == nil {
 				e.end = end

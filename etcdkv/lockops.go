@@ -149,7 +149,8 @@ func (t *tx) LockRange(start, end []byte, mode lockmgr.Mode, opts ...txkv.LockOp
 }
 
 // LockKeys locks keys in mode in byte order, whatever order they are given
-// in (deadlock prevention by a consistent order).
+// in (deadlock prevention by a consistent order); over etcd the requests
+// are queued together, in one request (lockBatch).
 func (t *tx) LockKeys(mode lockmgr.Mode, keys ...[]byte) error {
 	if err := t.checkExplicit("LockKeys"); err != nil {
 		return err
@@ -162,12 +163,11 @@ func (t *tx) LockKeys(mode lockmgr.Mode, keys ...[]byte) error {
 			return err
 		}
 	}
-	for _, k := range sorted {
-		if err := t.lock(newRequest(k, nil, false, mode), lockmgr.Block, t.lockTimeout); err != nil {
-			return err
-		}
+	reqs := make([]*entry, len(sorted))
+	for i, k := range sorted {
+		reqs[i] = newRequest(k, nil, false, mode)
 	}
-	return nil
+	return t.lockBatch(reqs, t.lockTimeout)
 }
 
 func emptyRange(start, end []byte) bool {

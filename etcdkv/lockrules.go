@@ -10,7 +10,12 @@ import (
 // The grant rule, as pure functions of one consistent read of the lock
 // entries that overlap a request (a "snapshot"): whoever asks evaluates it
 // itself, so no process ever hands a lock to another; a waiter evaluates it
-// again after each deletion it watched. See doc.go, "Locks".
+// again after each deletion it watched. A request the rule grants is
+// marked granted by a Txn that succeeds only if no entry overlapping it
+// was created or changed since the snapshot, so of two conflicting
+// requests the second to be marked sees the first as a holder: grants are
+// serialized by etcd, whatever the rule says about order. See doc.go,
+// "Locks".
 
 // owner identifies a transaction across processes: the session lease of
 // its DB handle and its ID within that handle.
@@ -33,6 +38,9 @@ type entry struct {
 	// being the common case): base is that lock's CreateRevision, and the
 	// request stands at that position for everyone queued behind it.
 	base int64
+	// granted is set in etcd by the grant itself: a put that grants at
+	// once, or the conditional put that marks a waiter granted.
+	granted bool
 }
 
 // pos is where the entry stands in the queue: its creation, or for an
@@ -85,74 +93,21 @@ func covers(h, r *entry) bool {
 }
 
 // blockers returns the entries of snap that req must wait for: those of
-// other transactions that overlap it, conflict with its mode and stand
-// ahead of it. An upgrade (req.base > 0) does not wait for entries that
-// cannot be granted before its transaction ends anyway (they wait for the
-// lock it upgrades): it goes ahead of them, as locally. relied lists the
-// entries whose existence that skip depends on: a request granted without
-// waiting must be put only if they still exist (see tryLock).
-func blockers(req *entry, snap []entry) (bl, relied []entry) {
+// other transactions that overlap it and conflict with its mode, and are
+// granted (holders, wherever they stand) or, unless req is an upgrade,
+// queued ahead of it. An upgrade waits for holders only: it goes ahead of
+// every waiter, as locally, where a waiter conflicting with the lock it
+// upgrades would wait for its transaction anyway.
+func blockers(req *entry, snap []entry) []entry {
+	var bl []entry
 	for i := range snap {
 		f := &snap[i]
 		if f.own == req.own || !overlaps(req, f) || !lockmgr.Conflicts(f.mode, req.mode) {
 			continue
 		}
-		if f.pos() >= req.at() {
-			continue // behind req: it waits for req, not the other way round
-		}
-		if req.base > 0 && f.base == 0 {
-			if skip, via := waitsForBase(req, f, snap); skip {
-				if via != nil {
-					relied = append(relied, *via)
-				}
-				continue
-			}
-		}
-		bl = append(bl, *f)
-	}
-	return bl, relied
-}
-
-// waitsForBase reports whether ordinary entry f can be granted only after
-// req's transaction releases the lock req upgrades: f conflicts with that
-// lock and queued after it, or f waits behind such an entry (via, which
-// must still exist for the conclusion to hold).
-func waitsForBase(req, f *entry, snap []entry) (bool, *entry) {
-	b := findRev(snap, req.own, req.base)
-	if b == nil || f.rev < b.rev {
-		return false, nil
-	}
-	blockedByBase := func(x *entry) bool {
-		return x.rev > b.rev && overlaps(x, b) && lockmgr.Conflicts(b.mode, x.mode)
-	}
-	if blockedByBase(f) {
-		return true, nil
-	}
-	for i := range snap {
-		v := &snap[i]
-		if v.base != 0 || v.own == req.own || v.own == f.own || v.rev >= f.rev {
-			continue
-		}
-		if blockedByBase(v) && overlaps(v, f) && lockmgr.Conflicts(v.mode, f.mode) {
-			return true, v
+		if f.granted || (req.base == 0 && f.pos() < req.at()) {
+			bl = append(bl, *f)
 		}
 	}
-	return false, nil
-}
-
-// findRev returns o's entry created at rev, if snap holds it.
-func findRev(snap []entry, o owner, rev int64) *entry {
-	for i := range snap {
-		if snap[i].own == o && snap[i].rev == rev {
-			return &snap[i]
-		}
-	}
-	return nil
-}
-
-// granted reports whether entry e of snap is granted by the rule (for
-// error messages: which blockers hold and which are queued).
-func granted(e *entry, snap []entry) bool {
-	bl, _ := blockers(e, snap)
-	return len(bl) == 0
+	return bl
 }

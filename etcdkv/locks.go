@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -192,10 +193,11 @@ func (t *tx) parseSnap(req *entry, resps []*pb.ResponseOp) []entry {
 // nothing was queued meanwhile. Otherwise it returns a *LockError at once,
 // without having queued.
 func (t *tx) tryLock(req *entry, policy lockmgr.WaitPolicy, sess *concurrency.Session) error {
+	req.granted = true // put only when granted
 	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
 	ranges := t.snapRanges(req)
 	fast := t.fastCompares(req)
-	var bl, snap []entry
+	var bl []entry
 	for range maxTryRounds {
 		txn := t.e.cli.Txn(t.ctx)
 		if fast != nil {
@@ -210,12 +212,11 @@ func (t *tx) tryLock(req *entry, policy lockmgr.WaitPolicy, sess *concurrency.Se
 		if fast != nil && resp.Succeeded {
 			return t.granted(req, resp.Header.Revision)
 		}
-		snap = t.parseSnap(req, resp.Responses)
-		var relied []entry
-		if bl, relied = blockers(req, snap); len(bl) > 0 {
+		snap := t.parseSnap(req, resp.Responses)
+		if bl = blockers(req, snap); len(bl) > 0 {
 			break
 		}
-		ok, rev, err := t.putIfUnchanged(put, ranges, relied, resp.Header.Revision)
+		ok, rev, err := t.putIfUnchanged(put, ranges, nil, resp.Header.Revision)
 		if err != nil || ok {
 			if err != nil {
 				return err
@@ -224,19 +225,20 @@ func (t *tx) tryLock(req *entry, policy lockmgr.WaitPolicy, sess *concurrency.Se
 		}
 		fast = nil
 	}
-	return t.refusal(req, bl, snap, policy, 0)
+	return t.refusal(req, bl, policy, 0)
 }
 
-// putIfUnchanged puts the entry if no entry was created or changed in the
-// snapshot ranges since rev and the relied-upon entries still exist: the
-// rule's answer at rev still holds.
-func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, relied []entry, rev int64) (bool, int64, error) {
+// putIfUnchanged puts a granted entry if no entry was created or changed
+// in the snapshot ranges since rev, so the rule's answer at rev still
+// holds (the put of a new entry, or the mark of a waiter, which must still
+// exist: mine is its key and CreateRevision).
+func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, mine *entry, rev int64) (bool, int64, error) {
 	var cmps []clientv3.Cmp
 	for _, r := range ranges {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r[0]).WithRange(r[1]), "<", rev+1))
 	}
-	for _, e := range relied {
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.key), "=", e.rev))
+	if mine != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(mine.key), "=", mine.rev))
 	}
 	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(put).Commit()
 	if err != nil {
@@ -247,7 +249,7 @@ func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, relied []entry,
 
 // refusal is the *LockError of a request not granted without waiting, or
 // whose wait of timeout ran out.
-func (t *tx) refusal(req *entry, bl, snap []entry, policy lockmgr.WaitPolicy, waited time.Duration) error {
+func (t *tx) refusal(req *entry, bl []entry, policy lockmgr.WaitPolicy, waited time.Duration) error {
 	le := &txkv.LockError{Err: txkv.ErrLockNotAvailable, Txn: t.id, Mode: req.mode, Timeout: waited,
 		Target: lockmgr.Point(bytes.Clone(req.start))}
 	if policy == lockmgr.Block {
@@ -263,7 +265,7 @@ func (t *tx) refusal(req *entry, bl, snap []entry, policy lockmgr.WaitPolicy, wa
 			continue // one transaction, several entries in the way
 		}
 		seen[b.own] = true
-		if granted(b, snap) {
+		if b.granted {
 			le.Holders = append(le.Holders, b.own.tx)
 		} else {
 			le.Queued = append(le.Queued, b.own.tx)
@@ -278,12 +280,15 @@ func (t *tx) refusal(req *entry, bl, snap []entry, policy lockmgr.WaitPolicy, wa
 // fast compares held, reads what is ahead of it at that revision); then it
 // waits for what the rule says is in its way.
 func (t *tx) waitLock(req *entry, timeout time.Duration, sess *concurrency.Session) error {
-	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
+	queued := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
 	ranges := t.snapRanges(req)
-	ops := append(getOps(ranges), put)
+	ops := append(getOps(ranges), queued)
 	txn := t.e.cli.Txn(t.ctx)
 	fast := t.fastCompares(req)
 	if fast != nil {
+		req.granted = true
+		put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
+		req.granted = false
 		txn = txn.If(fast...).Then(put).Else(ops...)
 	} else {
 		txn = txn.Then(ops...)
@@ -294,6 +299,7 @@ func (t *tx) waitLock(req *entry, timeout time.Duration, sess *concurrency.Sessi
 		return t.mapErr(err)
 	}
 	if fast != nil && resp.Succeeded {
+		req.granted = true
 		return t.granted(req, resp.Header.Revision)
 	}
 	req.rev = resp.Header.Revision
@@ -314,18 +320,27 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 	}
 	defer t.e.reg.stopWaiting(t.id)
 	for {
-		bl, _ := blockers(req, snap)
+		bl := blockers(req, snap)
 		if len(bl) == 0 {
-			return t.granted(req, req.rev)
+			ok, err := t.mark(req, rev, sess)
+			if ok || err != nil {
+				return err
+			}
+			snap, rev, err = t.readSnap(req) // something changed: ask again
+			if err != nil {
+				t.withdraw(req)
+				return err
+			}
+			continue
 		}
-		if err := t.e.reg.waiting(t.id, t.opts.Label, req, bl, snap); err != nil {
+		if err := t.e.reg.waiting(t.id, t.opts.Label, req, bl); err != nil {
 			t.withdraw(req)
 			return t.fail(err)
 		}
 		err := t.awaitDelete(latest(bl), rev, timer, sess)
 		if errors.Is(err, errWaitTimedOut) {
 			t.withdraw(req)
-			return t.refusal(req, bl, snap, lockmgr.Block, timeout)
+			return t.refusal(req, bl, lockmgr.Block, timeout)
 		}
 		if err == nil {
 			snap, rev, err = t.readSnap(req)
@@ -338,6 +353,100 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			return t.fail(lockLost(t.id, req)) // its lease expired while it waited
 		}
 	}
+}
+
+// lockBatch acquires reqs (sorted, Block, waiting at most timeout each):
+// one Txn reads what is ahead of every one of them and puts them all, so
+// they share one queue position, then it waits for each in turn. A
+// transaction that holds no lock before queues for its whole set at once:
+// two such sets cannot deadlock (one is wholly ahead of the other), nor
+// can a range lock queue between two of its keys — the deadlock an
+// optimistic commit locking its writes one by one met against a scan's
+// range lock. Past what one Txn may hold, it goes in chunks.
+func (t *tx) lockBatch(reqs []*entry, timeout time.Duration) error {
+	var todo []*entry
+	for _, r := range reqs {
+		if !t.covered(r) {
+			todo = append(todo, r)
+		}
+	}
+	per := max(1, t.e.opts.MaxTxnOps/3) // two reads and a put each
+	for len(todo) > 0 {
+		n := min(len(todo), per)
+		if err := t.lockChunk(todo[:n], timeout); err != nil {
+			return err
+		}
+		todo = todo[n:]
+	}
+	return nil
+}
+
+func (t *tx) lockChunk(reqs []*entry, timeout time.Duration) error {
+	var gets, puts []clientv3.Op
+	ranges := make([][][2]string, len(reqs))
+	for i, req := range reqs {
+		sess, err := t.prepare(req)
+		if err != nil {
+			return err
+		}
+		ranges[i] = t.snapRanges(req)
+		gets = append(gets, getOps(ranges[i])...)
+		puts = append(puts, clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease())))
+	}
+	resp, err := t.e.cli.Txn(t.ctx).Then(append(gets, puts...)...).Commit()
+	if err != nil {
+		t.withdrawAll(reqs)
+		return t.mapErr(err)
+	}
+	sess, err := t.e.session()
+	if err != nil {
+		t.withdrawAll(reqs)
+		return err
+	}
+	at := 0
+	for i, req := range reqs {
+		req.rev = resp.Header.Revision
+		snap := t.parseSnap(req, resp.Responses[at:at+len(ranges[i])])
+		at += len(ranges[i])
+		if err := t.wait(req, snap, resp.Header.Revision, timeout, sess); err != nil {
+			t.withdrawAll(reqs[i+1:])
+			return err
+		}
+	}
+	return nil
+}
+
+// withdrawAll withdraws queued requests that will not be waited for.
+func (t *tx) withdrawAll(reqs []*entry) {
+	if len(reqs) == 0 {
+		return
+	}
+	ops := make([]clientv3.Op, len(reqs))
+	for i, r := range reqs {
+		ops[i] = clientv3.OpDelete(r.key)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	t.e.cli.Txn(ctx).Then(ops...).Commit() // on failure the lease removes them within the TTL
+}
+
+// mark marks a waiting entry granted if nothing overlapping it changed
+// since rev (putIfUnchanged): false if something did.
+func (t *tx) mark(req *entry, rev int64, sess *concurrency.Session) (bool, error) {
+	req.granted = true
+	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
+	ok, _, err := t.putIfUnchanged(put, t.snapRanges(req), req, rev)
+	if err != nil || !ok {
+		req.granted = false
+		if err != nil {
+			t.withdraw(req)
+			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				return false, t.fail(lockLost(t.id, req))
+			}
+		}
+		return false, err
+	}
+	return true, t.granted(req, req.rev)
 }
 
 // latest returns the blocker that queued last: it is usually the last to go.

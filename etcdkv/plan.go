@@ -46,14 +46,18 @@ func (t *tx) nextPlan() *retryPlan {
 	return p
 }
 
-// runPlan makes the transaction a locking one and takes the plan's locks.
+// runPlan makes the transaction a locking one and queues for the plan's
+// locks in one request (lockBatch); a wait past machineryWait is a
+// retryable conflict.
 func (t *tx) runPlan(p *retryPlan) error {
 	t.locking = true
-	for _, pl := range p.pre {
-		if err := t.lock(newRequest(pl.key, nil, false, pl.mode), lockmgr.Block, t.lockTimeout); err != nil {
-			t.rollback()
-			return err
-		}
+	reqs := make([]*entry, len(p.pre))
+	for i, pl := range p.pre {
+		reqs[i] = newRequest(pl.key, nil, false, pl.mode)
+	}
+	if err := t.asConflict(t.lockBatch(reqs, t.machineryWait())); err != nil {
+		t.rollback()
+		return err
 	}
 	return nil
 }

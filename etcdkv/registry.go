@@ -64,11 +64,10 @@ func (r *registry) granted(id uint64, label string, e *entry) {
 	t.held = append(t.held, info(id, label, e, true))
 }
 
-// waiting records that transaction id waits for e behind blockers (read
-// in snap), and
+// waiting records that transaction id waits for e behind blockers, and
 // returns a *DeadlockError if that closes a cycle of this handle's
 // transactions: the requester, whose wait closed it, is the victim.
-func (r *registry) waiting(id uint64, label string, e *entry, blockers, snap []entry) error {
+func (r *registry) waiting(id uint64, label string, e *entry, blockers []entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.txLocked(id, label)
@@ -85,7 +84,7 @@ func (r *registry) waiting(id uint64, label string, e *entry, blockers, snap []e
 		t.waitsFor = append(t.waitsFor, b.own.tx)
 		t.waitEdges = append(t.waitEdges, lockmgr.WaitEdge{Waiter: id, Holder: b.own.tx,
 			Key: bytes.Clone(e.start), End: bytes.Clone(e.end), Range: e.isRange, Mode: e.mode,
-			HolderMode: b.mode, Soft: !granted(b, snap), Upgrade: e.base > 0})
+			HolderMode: b.mode, Soft: !b.granted, Upgrade: e.base > 0})
 	}
 	cycle := r.cycleLocked(id)
 	if cycle == nil {

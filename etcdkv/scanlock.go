@@ -198,6 +198,7 @@ func (t *tx) claimBatch(keys [][]byte) (out []txkv.KV, slow [][]byte, err error)
 			slow = append(slow, key)
 			continue
 		}
+		req.granted = true // put only if the queue is free
 		put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
 		ops = append(ops, clientv3.OpTxn(t.fastCompares(req), []clientv3.Op{put, clientv3.OpGet(t.e.ks.data(key))}, nil))
 		reqs = append(reqs, req)

@@ -159,6 +159,17 @@ func (e *eng) session() (*concurrency.Session, error) {
 	return s, nil
 }
 
+// dropSession forgets s, whose lease is gone, if it is still the current
+// session: the next request starts a new one.
+func (e *eng) dropSession(s *concurrency.Session) {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	if e.sess == s {
+		s.Orphan() // ends its keep-alive
+		e.sess = nil
+	}
+}
+
 // closeSession revokes the session's lease: every lock entry of this
 // handle vanishes in one request.
 func (e *eng) closeSession() {

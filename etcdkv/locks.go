@@ -90,14 +90,27 @@ func (t *tx) lock(req *entry, policy lockmgr.WaitPolicy, timeout time.Duration) 
 	if t.covered(req) {
 		return nil
 	}
-	sess, err := t.prepare(req)
-	if err != nil {
-		return err
+	for retried := false; ; retried = true {
+		sess, err := t.prepare(req)
+		if err != nil {
+			return err
+		}
+		if policy != lockmgr.Block || timeout == 0 {
+			err = t.tryLock(req, policy, sess)
+		} else {
+			err = t.waitLock(req, timeout, sess)
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+		// The session's lease is gone and the session has not noticed yet
+		// (its keep-alive would, within a third of the TTL).
+		t.e.dropSession(sess)
+		if retried || len(t.locks.held) > 0 {
+			return t.fail(lockLost(t.id, req))
+		}
+		*req = entry{start: req.start, end: req.end, isRange: req.isRange, mode: req.mode}
 	}
-	if policy != lockmgr.Block || timeout == 0 {
-		return t.tryLock(req, policy, sess)
-	}
-	return t.waitLock(req, timeout, sess)
 }
 
 // prepare completes a request: its owner (the current session and this
@@ -393,15 +406,14 @@ func (t *tx) lockChunk(reqs []*entry, timeout time.Duration) error {
 		gets = append(gets, getOps(ranges[i])...)
 		puts = append(puts, clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease())))
 	}
+	sess, err := t.e.session()
+	if err != nil {
+		return err
+	}
 	resp, err := t.e.cli.Txn(t.ctx).Then(append(gets, puts...)...).Commit()
 	if err != nil {
 		t.withdrawAll(reqs)
-		return t.mapErr(err)
-	}
-	sess, err := t.e.session()
-	if err != nil {
-		t.withdrawAll(reqs)
-		return err
+		return t.leaseLost(err, sess, reqs[0])
 	}
 	at := 0
 	for i, req := range reqs {
@@ -414,6 +426,17 @@ func (t *tx) lockChunk(reqs []*entry, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// leaseLost maps the error of a request that put entries: if the session's
+// lease is gone, the session is dropped and the transaction fails with a
+// lost lock (retryable).
+func (t *tx) leaseLost(err error, sess *concurrency.Session, req *entry) error {
+	if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return t.mapErr(err)
+	}
+	t.e.dropSession(sess)
+	return t.fail(lockLost(t.id, req))
 }
 
 // withdrawAll withdraws queued requests that will not be waited for.
@@ -440,9 +463,6 @@ func (t *tx) mark(req *entry, rev int64, sess *concurrency.Session) (bool, error
 		req.granted = false
 		if err != nil {
 			t.withdraw(req)
-			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-				return false, t.fail(lockLost(t.id, req))
-			}
 		}
 		return false, err
 	}

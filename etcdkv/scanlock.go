@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/lockmgr"
@@ -178,6 +179,7 @@ func (t *tx) claimBatch(keys [][]byte) (out []txkv.KV, slow [][]byte, err error)
 	rf, rt := t.e.ks.allRanges()
 	ops := []clientv3.Op{clientv3.OpGet(rf, clientv3.WithRange(rt), clientv3.WithCountOnly())}
 	var reqs []*entry
+	var sess *concurrency.Session
 	for _, key := range keys {
 		req := newRequest(key, nil, false, lockmgr.Exclusive)
 		if t.covered(req) {
@@ -190,7 +192,7 @@ func (t *tx) claimBatch(keys [][]byte) (out []txkv.KV, slow [][]byte, err error)
 			}
 			continue
 		}
-		sess, err := t.prepare(req)
+		sess, err = t.prepare(req)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -208,7 +210,7 @@ func (t *tx) claimBatch(keys [][]byte) (out []txkv.KV, slow [][]byte, err error)
 	}
 	resp, err := t.e.cli.Txn(t.ctx).Then(ops...).Commit()
 	if err != nil {
-		return nil, nil, t.mapErr(err)
+		return nil, nil, t.leaseLost(err, sess, reqs[0])
 	}
 	rangesExist := resp.Responses[0].GetResponseRange().GetCount() > 0
 	for i, req := range reqs {

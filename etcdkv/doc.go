@@ -134,8 +134,9 @@
 //
 // Sets of locks are queued in one request: LockKeys, the write set of an
 // optimistic commit that finds a lock in its way, the first locks of a
-// Hybrid retry (up to 42 requests per Txn: two reads and a put each). All
-// entries of a set share one CreateRevision, so of two transactions that
+// Hybrid retry (up to 42 requests per Txn: two reads and a put each; If
+// the fast compares of all hold, Then they are put granted). All entries
+// of a set share one CreateRevision, so of two transactions that
 // queue their whole set at once one is ahead of the other on every key:
 // they cannot deadlock, nor can a range request queue between two keys of
 // a set.

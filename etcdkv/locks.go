@@ -395,25 +395,45 @@ func (t *tx) lockBatch(reqs []*entry, timeout time.Duration) error {
 }
 
 func (t *tx) lockChunk(reqs []*entry, timeout time.Duration) error {
-	var gets, puts []clientv3.Op
-	ranges := make([][][2]string, len(reqs))
-	for i, req := range reqs {
-		sess, err := t.prepare(req)
-		if err != nil {
-			return err
-		}
-		ranges[i] = t.snapRanges(req)
-		gets = append(gets, getOps(ranges[i])...)
-		puts = append(puts, clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease())))
-	}
 	sess, err := t.e.session()
 	if err != nil {
 		return err
 	}
-	resp, err := t.e.cli.Txn(t.ctx).Then(append(gets, puts...)...).Commit()
+	var gets, queued, granted []clientv3.Op
+	var fast []clientv3.Cmp
+	ranges := make([][][2]string, len(reqs))
+	for i, req := range reqs {
+		if _, err := t.prepare(req); err != nil {
+			return err
+		}
+		ranges[i] = t.snapRanges(req)
+		gets = append(gets, getOps(ranges[i])...)
+		queued = append(queued, clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease())))
+		g := *req
+		g.granted = true
+		granted = append(granted, clientv3.OpPut(g.key, g.value(), clientv3.WithLease(sess.Lease())))
+		fast = addFast(fast, t.fastCompares(req))
+	}
+	if len(fast) < len(reqs)+1 {
+		fast = nil // a request of the set has no fast compares
+	}
+	txn := t.e.cli.Txn(t.ctx)
+	if fast != nil {
+		txn = txn.If(fast...).Then(granted...).Else(append(gets, queued...)...)
+	} else {
+		txn = txn.Then(append(gets, queued...)...)
+	}
+	resp, err := txn.Commit()
 	if err != nil {
 		t.withdrawAll(reqs)
 		return t.leaseLost(err, sess, reqs[0])
+	}
+	if fast != nil && resp.Succeeded {
+		for _, req := range reqs {
+			req.granted = true
+			t.granted(req, resp.Header.Revision)
+		}
+		return nil
 	}
 	at := 0
 	for i, req := range reqs {
@@ -426,6 +446,19 @@ func (t *tx) lockChunk(reqs []*entry, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// addFast adds a request's fast compares (its queue's, then "no range
+// entry") to a set's, the range compare once: a set of n requests that all
+// have them has n+1.
+func addFast(set, f []clientv3.Cmp) []clientv3.Cmp {
+	switch {
+	case f == nil:
+		return set
+	case len(set) == 0:
+		return f
+	}
+	return append(set, f[0])
 }
 
 // leaseLost maps the error of a request that put entries: if the session's

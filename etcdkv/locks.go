@@ -339,9 +339,16 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			if ok || err != nil {
 				return err
 			}
-			snap, rev, err = t.readSnap(req) // something changed: ask again
-			if err != nil {
+			select { // the queue keeps changing: do not outlive the timer or ctx
+			case <-timer:
 				t.withdraw(req)
+				return t.refusal(req, nil, lockmgr.Block, timeout)
+			case <-t.ctx.Done():
+				t.withdraw(req)
+				return t.ctx.Err()
+			default:
+			}
+			if snap, rev, err = t.reread(req); err != nil { // something changed: ask again
 				return err
 			}
 			continue
@@ -355,17 +362,28 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			t.withdraw(req)
 			return t.refusal(req, bl, lockmgr.Block, timeout)
 		}
-		if err == nil {
-			snap, rev, err = t.readSnap(req)
-		}
 		if err != nil {
 			t.withdraw(req)
 			return err
 		}
-		if !slices.ContainsFunc(snap, func(e entry) bool { return e.key == req.key }) {
-			return t.fail(lockLost(t.id, req)) // its lease expired while it waited
+		if snap, rev, err = t.reread(req); err != nil {
+			return err
 		}
 	}
+}
+
+// reread reads the snapshot of a queued request again; a request whose
+// entry is gone (its lease expired while it waited) fails the transaction.
+func (t *tx) reread(req *entry) ([]entry, int64, error) {
+	snap, rev, err := t.readSnap(req)
+	if err != nil {
+		t.withdraw(req)
+		return nil, 0, err
+	}
+	if !slices.ContainsFunc(snap, func(e entry) bool { return e.key == req.key }) {
+		return nil, 0, t.fail(lockLost(t.id, req))
+	}
+	return snap, rev, nil
 }
 
 // lockBatch acquires reqs (sorted, Block, waiting at most timeout each):

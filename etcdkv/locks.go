@@ -43,7 +43,10 @@ const withdrawTimeout = 5 * time.Second
 // that keeps changing under it before it reports the lock unavailable.
 const maxTryRounds = 8
 
-var errWaitTimedOut = errors.New("txkv: etcdkv: lock wait timed out")
+var (
+	errWaitTimedOut = errors.New("txkv: etcdkv: lock wait timed out")
+	errSessionEnded = errors.New("txkv: etcdkv: the session's lease ended")
+)
 
 // lockState is what a transaction holds.
 type lockState struct {
@@ -107,7 +110,7 @@ func (t *tx) lock(req *entry, policy lockmgr.WaitPolicy, timeout time.Duration) 
 		// (its keep-alive would, within a third of the TTL).
 		t.e.dropSession(sess)
 		if retried || len(t.locks.held) > 0 {
-			return t.fail(lockLost(t.id, req))
+			return t.lost(req)
 		}
 		*req = entry{start: req.start, end: req.end, isRange: req.isRange, mode: req.mode}
 	}
@@ -127,13 +130,22 @@ func (t *tx) prepare(req *entry) (*concurrency.Session, error) {
 	req.own = owner{lease: int64(sess.Lease()), tx: t.id}
 	for i := range t.locks.held {
 		if h := &t.locks.held[i]; h.own.lease != req.own.lease {
-			return nil, t.fail(lockLost(t.id, h))
+			return nil, t.lost(h)
 		}
 	}
 	req.base = t.baseFor(req)
 	t.locks.seq++
 	req.key = t.e.ks.entryKey(req, t.locks.seq)
 	return sess, nil
+}
+
+// lost fails the transaction because entry e is gone: ErrClosed if the DB
+// was closed (Close revokes the lease), else a lost lock.
+func (t *tx) lost(e *entry) error {
+	if t.e.closed.Load() {
+		return t.fail(txkv.ErrClosed)
+	}
+	return t.fail(lockLost(t.id, e))
 }
 
 func lockLost(id uint64, e *entry) error {
@@ -362,6 +374,9 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			t.withdraw(req)
 			return t.refusal(req, bl, lockmgr.Block, timeout)
 		}
+		if errors.Is(err, errSessionEnded) {
+			return t.lost(req)
+		}
 		if err != nil {
 			t.withdraw(req)
 			return err
@@ -381,7 +396,7 @@ func (t *tx) reread(req *entry) ([]entry, int64, error) {
 		return nil, 0, err
 	}
 	if !slices.ContainsFunc(snap, func(e entry) bool { return e.key == req.key }) {
-		return nil, 0, t.fail(lockLost(t.id, req))
+		return nil, 0, t.lost(req)
 	}
 	return snap, rev, nil
 }
@@ -487,7 +502,7 @@ func (t *tx) leaseLost(err error, sess *concurrency.Session, req *entry) error {
 		return t.mapErr(err)
 	}
 	t.e.dropSession(sess)
-	return t.fail(lockLost(t.id, req))
+	return t.lost(req)
 }
 
 // withdrawAll withdraws queued requests that will not be waited for.
@@ -550,7 +565,7 @@ func (t *tx) awaitDelete(b *entry, rev int64, timer <-chan time.Time, sess *conc
 		case <-t.e.ctx.Done():
 			return txkv.ErrClosed
 		case <-sess.Done():
-			return t.fail(lockLost(t.id, b))
+			return errSessionEnded
 		}
 	}
 }

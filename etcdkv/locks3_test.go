@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -100,5 +101,32 @@ func TestHybridRetryLocks(t *testing.T) {
 		}
 		conformance.WantValue(t, db, "k", "other+")
 		conformance.MustPut(t, db, "k", "0")
+	}
+}
+
+// Close ends a pending lock wait with ErrClosed; a bad lock mode is an
+// invalid option, not a panic.
+func TestLockWaitClosedAndBadMode(t *testing.T) {
+	dbs := openN(t, 2)
+	t1 := begin(t, dbs[0], txkv.Pessimistic)
+	if err := t1.LockKeys(txkv.Exclusive, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := t1.LockRange([]byte("a"), []byte("b"), txkv.LockMode(7)); !errors.Is(err, txkv.ErrInvalidOption) {
+		t.Fatalf("LockRange with mode 7 = %v, want ErrInvalidOption", err)
+	}
+	t2 := begin(t, dbs[1], txkv.Pessimistic)
+	x := async(func() error { return t2.LockKeys(txkv.Shared, []byte("k")) })
+	waitQueued(t, dbs[1], t2)
+	if err := dbs[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-x:
+		if !errors.Is(err, txkv.ErrClosed) {
+			t.Fatalf("a wait ended by Close = %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the wait")
 	}
 }

@@ -101,8 +101,10 @@
 // overlaps it and conflicts with its mode and is granted (a holder,
 // wherever it stands) or queued ahead of it (a smaller CreateRevision; an
 // upgrade stands at the position of the lock it upgrades). An upgrade - a
-// request of a transaction that already holds a lock overlapping it -
-// waits for holders only. Each requester evaluates the rule itself on one
+// request of a transaction that already holds a lock overlapping it - goes
+// ahead of every waiter whose target meets a lock its transaction holds
+// (the local "passes" rule: such a waiter could only deadlock with it), so
+// S->X on one key waits for the other holders only. Each requester evaluates the rule itself on one
 // consistent read of the entries that can overlap it (its key's queue and
 // the range entries starting before its end; for a range, the point
 // queues inside it too): no process hands a lock to another, so a dead

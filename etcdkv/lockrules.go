@@ -94,10 +94,10 @@ func covers(h, r *entry) bool {
 
 // blockers returns the entries of snap that req must wait for: those of
 // other transactions that overlap it and conflict with its mode, and are
-// granted (holders, wherever they stand) or, unless req is an upgrade,
-// queued ahead of it. An upgrade waits for holders only: it goes ahead of
-// every waiter, as locally, where a waiter conflicting with the lock it
-// upgrades would wait for its transaction anyway.
+// granted (holders, wherever they stand) or queued ahead of it. An upgrade
+// goes ahead of a waiter whose target meets a lock its transaction holds
+// (the local engine's "passes" rule: that waiter could only deadlock with
+// it), so on one key S->X waits for the other holders only.
 func blockers(req *entry, snap []entry) []entry {
 	var bl []entry
 	for i := range snap {
@@ -105,9 +105,25 @@ func blockers(req *entry, snap []entry) []entry {
 		if f.own == req.own || !overlaps(req, f) || !lockmgr.Conflicts(f.mode, req.mode) {
 			continue
 		}
-		if f.granted || (req.base == 0 && f.pos() < req.at()) {
+		switch {
+		case f.granted:
+			bl = append(bl, *f)
+		case f.pos() >= req.at():
+			// queued behind req: it waits for req, not the other way round
+		case req.base > 0 && passes(req.own, f, snap):
+		default:
 			bl = append(bl, *f)
 		}
 	}
 	return bl
+}
+
+// passes reports whether o holds a granted lock in snap that overlaps f.
+func passes(o owner, f *entry, snap []entry) bool {
+	for i := range snap {
+		if g := &snap[i]; g.own == o && g.granted && overlaps(g, f) {
+			return true
+		}
+	}
+	return false
 }

@@ -71,6 +71,9 @@ func (t *tx) commit() error {
 		if len(unlocked) == 0 || round >= 3 {
 			break
 		}
+		if _, changed := t.changedKey(); changed {
+			break // a validation failed: no use waiting for locks
+		}
 		others, inWay := t.rangesInWay(resp.Responses[0].GetResponseRange().GetKvs(), unlocked)
 		if inWay != nil || t.lockedByOther(unlocked) != nil {
 			// Another transaction holds or awaits a lock on the write set:

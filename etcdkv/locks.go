@@ -636,9 +636,11 @@ func (t *tx) fencing() []clientv3.Cmp {
 // lostLock returns the lock-lost error of the first held entry that no
 // longer exists, if any (after a failed commit).
 func (t *tx) lostLock() error {
+	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
 	for i := range t.locks.held {
 		h := &t.locks.held[i]
-		resp, err := t.e.cli.Get(context.Background(), h.key, clientv3.WithKeysOnly())
+		resp, err := t.e.cli.Get(ctx, h.key, clientv3.WithKeysOnly())
 		if err != nil {
 			return nil
 		}

@@ -89,7 +89,8 @@ type eng struct {
 }
 
 type counters struct {
-	commits, aborts, conflicts, retries, reads, writes, watchers atomic.Int64
+	commits, aborts, conflicts, retries, reads, writes, watchers    atomic.Int64
+	deadlocks, lockTimeouts, lockWaits, notAvailable, lockWaitNanos atomic.Int64
 }
 
 var _ engine.Engine = (*eng)(nil)
@@ -359,14 +360,18 @@ func sleepBackoff(ctx context.Context, p txkv.RetryPolicy, attempt int) error {
 }
 
 // Stats reports the counters etcdkv keeps (commits, aborts, conflicts,
-// retries, reads, writes); the local engine's lock, log and memtable
-// figures are zero.
+// retries, reads, writes; of this handle's locks: waits and their time,
+// timeouts, NOWAIT refusals, deadlock victims); the local engine's log
+// and memtable figures are zero.
 func (e *eng) Stats() txkv.Stats {
 	s := &e.stats
 	return txn.Stats{
 		Commits: uint64(s.commits.Load()), Aborts: uint64(s.aborts.Load()),
 		Conflicts: uint64(s.conflicts.Load()), Retries: uint64(s.retries.Load()),
 		Reads: uint64(s.reads.Load()), Writes: uint64(s.writes.Load()),
+		Deadlocks: uint64(s.deadlocks.Load()), LockTimeouts: uint64(s.lockTimeouts.Load()),
+		LockWaits: uint64(s.lockWaits.Load()), NotAvailable: uint64(s.notAvailable.Load()),
+		LockWaitTime: time.Duration(s.lockWaitNanos.Load()),
 	}
 }
 

@@ -279,6 +279,9 @@ func (t *tx) refusal(req *entry, bl []entry, policy lockmgr.WaitPolicy, waited t
 		Target: lockmgr.Point(bytes.Clone(req.start))}
 	if policy == lockmgr.Block {
 		le.Err = txkv.ErrLockTimeout
+		t.e.stats.lockTimeouts.Add(1)
+	} else {
+		t.e.stats.notAvailable.Add(1)
 	}
 	if req.isRange {
 		le.Target = lockmgr.Span(bytes.Clone(req.start), bytes.Clone(req.end))
@@ -344,6 +347,14 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 		timer = tm.C
 	}
 	defer t.e.reg.stopWaiting(t.id)
+	start := time.Now()
+	waited := false
+	defer func() {
+		if waited {
+			t.e.stats.lockWaits.Add(1)
+			t.e.stats.lockWaitNanos.Add(int64(time.Since(start)))
+		}
+	}()
 	for {
 		bl := blockers(req, snap)
 		if len(bl) == 0 {
@@ -367,8 +378,10 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 		}
 		if err := t.e.reg.waiting(t.id, t.opts.Label, req, bl); err != nil {
 			t.withdraw(req)
+			t.e.stats.deadlocks.Add(1)
 			return t.fail(err)
 		}
+		waited = true
 		err := t.awaitDelete(latest(bl), rev, timer, sess)
 		if errors.Is(err, errWaitTimedOut) {
 			t.withdraw(req)

@@ -130,3 +130,31 @@ func TestLockWaitClosedAndBadMode(t *testing.T) {
 		t.Fatal("Close did not end the wait")
 	}
 }
+
+// Stats counts this handle's lock waits, timeouts, refusals and deadlocks.
+func TestLockStats(t *testing.T) {
+	db := open1(t)
+	t1, t2 := begin(t, db, txkv.Pessimistic), begin(t, db, txkv.Pessimistic)
+	if err := t1.LockKeys(txkv.Exclusive, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.LockKeys(txkv.Exclusive, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := t2.GetForUpdate([]byte("a"), txkv.NoWait()); !errors.Is(err, txkv.ErrLockNotAvailable) {
+		t.Fatal(err)
+	}
+	if _, err := t2.GetForUpdate([]byte("a"), txkv.WaitTimeout(20*time.Millisecond)); !errors.Is(err, txkv.ErrLockTimeout) {
+		t.Fatal(err)
+	}
+	x := async(func() error { return t1.LockKeys(txkv.Exclusive, []byte("b")) })
+	waitQueued(t, db, t1)
+	if err := t2.LockKeys(txkv.Exclusive, []byte("a")); !errors.Is(err, txkv.ErrDeadlock) {
+		t.Fatalf("closing the cycle = %v", err)
+	}
+	wantDone(t, x, "T1 after the victim")
+	s := db.Stats()
+	if s.NotAvailable != 1 || s.LockTimeouts != 1 || s.Deadlocks != 1 || s.LockWaits < 2 || s.LockWaitTime <= 0 {
+		t.Fatalf("Stats = %+v", s)
+	}
+}

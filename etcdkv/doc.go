@@ -175,10 +175,11 @@
 // lock of its own covers, an optimistic commit compares that the key's
 // queue holds no other transaction's entry - shared ones included: a
 // strict 2PL reader holds S on what it read - and that no other
-// transaction's range entry exists. If a lock is in the way, the commit
-// queues for exclusive locks on those keys (one request, as the local
-// engine locks a write set at commit), waits at most the lock timeout and
-// at most 1 s, and is sent again; past the wait it fails with a
+// transaction's range entry exists. If a lock is in the way (and no read
+// changed: then it is a conflict at once), the commit queues for
+// exclusive locks on those keys (one request, as the local engine locks a
+// write set at commit), waits at most the lock timeout and at most 1 s,
+// and is sent again; past the wait it fails with a
 // *txkv.ConflictError with Reason ReasonWriteLocked, retryable (not a lock
 // timeout: the caller asked for no lock).
 //

@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if eps := os.Getenv(childEndpointsEnv); eps != "" {
+		// A child of TestLockHolderKilled: the parent's cluster.
+		endpoints = strings.Split(eps, ",")
+		return m.Run()
+	}
 	members := 1
 	if os.Getenv("TXKV_ETCD_MEMBERS") == "3" {
 		members = 3
@@ -198,10 +203,16 @@ func testPrefix(t testing.TB) string {
 // its own client of a different member, closed at the end of the test.
 func openN(t testing.TB, n int) []*txkv.DB {
 	t.Helper()
-	prefix := testPrefix(t)
+	return openWith(t, n, etcdkv.Options{})
+}
+
+// openWith is openN with options (Prefix is set to a new one).
+func openWith(t testing.TB, n int, o etcdkv.Options) []*txkv.DB {
+	t.Helper()
+	o.Prefix = testPrefix(t)
 	dbs := make([]*txkv.DB, n)
 	for i := range dbs {
-		db, err := etcdkv.Open(newClient(t, i), &etcdkv.Options{Prefix: prefix})
+		db, err := etcdkv.Open(newClient(t, i), &o)
 		if err != nil {
 			t.Fatalf("etcdkv.Open: %v", err)
 		}

@@ -7,24 +7,43 @@
 //
 // It is a nested module, so etcd's dependencies stay out of the core
 // library's builds, and an engine.Engine under the root package's seam
-// (txkv.OpenEngine).
+// (txkv.OpenEngine). Every strategy runs: Optimistic (the default) as
+// one etcd Txn at commit, Pessimistic and Hybrid over lock entries in etcd
+// bound to the handle's session lease, Adaptive as Hybrid; so do the
+// explicit locks (see Locks, Strategies, and what is not done yet).
 //
 // # The keyspace
 //
 // Everything lives under Options.Prefix:
 //
-//	app/d/<key>                 data: the user's key; its value; its ModRevision is
-//	                            the version GetVersioned reports and Watch delivers
-//	app/l/<key>/<rev>           lock queue of <key> (reserved, not implemented yet):
-//	                            one entry per request, FIFO by CreateRevision, bound
-//	                            to the handle's session lease
-//	app/w/<waiter>/<holder>     wait-for edges (reserved, not implemented yet),
-//	                            leased, read at one revision by the elected detector
-//	app/t/<txid>                transaction records: written by the commit Txn,
-//	                            they decide an ambiguous commit; bound to a
-//	                            records lease
+//	app/d/<key>                       data: the user's key; its value; its
+//	                                  ModRevision is the version GetVersioned
+//	                                  reports and Watch delivers
+//	app/l/<hex key>/<s|x>/<lease>.<tx>.<n>
+//	                                  point lock queue of <key>: one entry per
+//	                                  request (shared or exclusive), FIFO by
+//	                                  CreateRevision, put with the handle's
+//	                                  session lease; its value says whether it
+//	                                  is granted ({"g":true}) and, for an
+//	                                  upgrade, the position it stands at
+//	                                  ({"base":rev})
+//	app/r/<hex start>/<s|x>/<lease>.<tx>.<n>
+//	                                  range lock [start, end): the same, the end
+//	                                  in the value ({"end":hex} or {"open":true})
+//	app/w/<waiter>/<holder>           wait-for edges (reserved, not implemented):
+//	                                  for a detector of deadlocks across handles
+//	app/t/<txid>                      transaction records: written by the commit
+//	                                  Txn, they decide an ambiguous commit; bound
+//	                                  to a records lease
 //
-// # Optimistic transactions (implemented)
+// Lock keys hex-encode the user key: hex has no "/", so a key's queue is
+// exactly the keys under hex(key)+"/" (with raw keys, the queue of "a"
+// would hold the queue of "a/b"), and hex(a)+"/" < hex(b)+"/" exactly when
+// a < b, so the queues of a user range are one etcd range. <lease> is the
+// session lease in hex, <tx> the transaction's ID within its handle, <n>
+// numbers its requests.
+//
+// # Optimistic transactions
 //
 // A transaction's snapshot is the revision S of its first read (under
 // Snapshot isolation, of its first read or write); later reads use
@@ -37,7 +56,9 @@
 //	     ModRevision(k) < S+1            every written key     (Snapshot: first committer wins)
 //	     ModRevision(k) == v             every PutIfVersion
 //	     CreateRevision(t/<txid>) == 0   its transaction record
-//	Then the puts and deletes, and t/<txid> = committed
+//	     (and the lock compares: see Locks)
+//	Then the puts and deletes, t/<txid> = committed (and the release of its
+//	     lock entries)
 //
 // A range compare sees keys created or changed after S but not keys deleted
 // (they are gone), so every key a scan saw is also compared on its own. On
@@ -100,17 +121,164 @@
 //
 // etcd allows at most --max-txn-ops (128) compares and as many operations
 // per Txn, and --max-request-bytes (1.5 MiB) per request: a commit over the
-// first (the transaction record takes one of each) fails with
-// txkv.ErrTxnTooLarge naming the limit, before it is sent;
+// first fails with txkv.ErrTxnTooLarge naming the limit, before it is sent;
 // a Put over the second with txkv.ErrValueTooLarge. Options.MaxTxnOps and
-// MaxRequestBytes tell etcdkv a server's non-default limits.
+// MaxRequestBytes tell etcdkv a server's non-default limits. The
+// transaction record takes one compare and one operation; each lock entry
+// the transaction holds, a compare (fencing); each written key no exclusive
+// lock of the transaction covers, a compare that its lock queue is empty,
+// and such keys together one more that no range lock is in the way. So
+// with the defaults an Optimistic commit writes at most 126 keys.
+//
+// # Locks
+//
+// Pessimistic and Hybrid transactions and the explicit locks
+// (GetForShare, GetForUpdate, ScanForUpdate, LockRange, LockKeys) have the
+// local engine's semantics (lockmgr/doc.go): S and X, FIFO without
+// barging, re-entrant requests, an S->X upgrade ahead of the waiters, and
+// the same options and errors. How it is done over etcd:
+//
+// Sessions. Open starts a concurrency.Session whose lease (TTL
+// Options.SessionTTL, default 10 s) every lock entry of the handle's
+// transactions is put with; Close revokes it, removing every entry in one
+// request. A process that dies holding locks loses them when the lease
+// expires: at most the TTL after its last keep-alive (the multi-process
+// test: the next waiter had the lock 2.4 s after a kill -9, TTL 2 s). A
+// lease found gone (revoked, or expired while the process stalled) is
+// replaced by a new session for later transactions.
+//
+// The rule. A request waits for every other transaction's entry that
+// overlaps it and conflicts with its mode and is granted (a holder,
+// wherever it stands) or queued ahead of it (a smaller CreateRevision; an
+// upgrade stands at the position of the lock it upgrades). An upgrade - a
+// request of a transaction that already holds a lock overlapping it - goes
+// ahead of every waiter whose target meets a lock its transaction holds
+// (the local "passes" rule: such a waiter could only deadlock with it), so
+// S->X on one key waits for the other holders only. Each requester evaluates the rule itself on one
+// consistent read of the entries that can overlap it (its key's queue and
+// the range entries starting before its end; for a range, the point
+// queues inside it too): no process hands a lock to another, so a dead
+// process cannot strand one. A request the rule grants is marked granted
+// by a Txn that succeeds only if no entry in what it read was created or
+// changed since; of two conflicting requests the second to be marked
+// therefore sees the first as a holder, whatever the rule said: etcd
+// serializes the grants.
+//
+// A blocking request is one Txn: If its key's queue holds nothing it
+// conflicts with and no range entry exists anywhere (the fast compares)
+// Then put the entry granted, Else read the entries ahead and put it
+// queued. Then, while the rule finds entries in its way, it watches the
+// deletion of the latest of them from the read's revision (WithRev, so a
+// deletion in between is not missed), in one select over that watch, its
+// timer, the transaction's ctx, Close and the session's end, and reads
+// again. A wait that ends without the lock (timeout, ctx, Close, deadlock)
+// deletes its entry. Cost: 1 round trip uncontended; 2 when granted
+// without waiting but not by the fast compares; then 1 read per deletion
+// watched and 1 to mark the grant.
+//
+// NoWait, SkipLocked on one key and WaitTimeout(0) never queue: one Txn
+// If the fast compares hold Then put the entry granted Else read the
+// queue; refused, they return a *txkv.LockError at once naming the
+// holders and the requests queued ahead (ErrLockNotAvailable; for
+// WaitTimeout(0) ErrLockTimeout with Timeout 0). Only when the fast
+// compares fail and the rule still grants (range entries elsewhere, an
+// upgrade) does a second, conditional Txn put the entry.
+//
+// Sets of locks are queued in one request: LockKeys, the write set of an
+// optimistic commit that finds a lock in its way, the first locks of a
+// Hybrid retry (up to 42 requests per Txn: two reads and a put each; If
+// the fast compares of all hold, Then they are put granted). All entries
+// of a set share one CreateRevision, so of two transactions that
+// queue their whole set at once one is ahead of the other on every key:
+// they cannot deadlock, nor can a range request queue between two keys of
+// a set.
+//
+// ScanForUpdate locks the keys it returns, exclusively, in key order, not
+// the range (as locally: a range lock would serialize SKIP LOCKED
+// workers). With SkipLocked each batch of candidates is claimed in one
+// request: a nested Txn per key, If its queue is empty and no range entry
+// exists Then put the entry granted and read the value; keys refused
+// while range entries exist take the full rule one by one.
+//
+// Range locks (LockRange, and the shared range lock a Pessimistic
+// Serializable Scan takes) are entries under r/, keyed by their start.
+// What they cost: a point request reads every range entry that starts at
+// or before its key (the whole r/ space up to it: ranges are expected to
+// be few); while any range entry exists anywhere in the database, the
+// fast compares fail for every request, so a lock granted at once takes 2
+// round trips instead of 1, and an optimistic commit with a write no lock
+// of its own covers is sent twice (once comparing that no range entry
+// exists, once that none was created since it looked). A range request
+// reads the point queues inside its range: one entry per lock held or
+// requested there.
+//
+// Fencing. A commit includes, for every entry the transaction holds,
+// CreateRevision(entry) == its revision at the grant: a transaction whose
+// lease expired or was revoked (a zombie: a stalled process, a partition
+// longer than the TTL) cannot commit. Nothing is written; the error is a
+// *txkv.ConflictError with Reason ReasonLockLost, retryable, so Update
+// runs the transaction again under a new session. A read-only transaction
+// that held locks checks the same in the request that releases them. The
+// compares count toward the commit's --max-txn-ops.
+//
+// Optimistic writes against locks. For every written key no exclusive
+// lock of its own covers, an optimistic commit compares that the key's
+// queue holds no other transaction's entry - shared ones included: a
+// strict 2PL reader holds S on what it read - and that no other
+// transaction's range entry exists. If a lock is in the way (and no read
+// changed: then it is a conflict at once), the commit queues for
+// exclusive locks on those keys (one request, as the local engine locks a
+// write set at commit), waits at most the lock timeout and at most 1 s,
+// and is sent again; past the wait it fails with a
+// *txkv.ConflictError with Reason ReasonWriteLocked, retryable (not a lock
+// timeout: the caller asked for no lock).
+//
+// Release. A commit's Txn deletes the transaction's entries with its
+// writes (if they fit the operation limit; else one more request);
+// Rollback deletes them in one request.
+//
+// # Strategies
+//
+// Pessimistic is strict two-phase locking, as locally: at Serializable a
+// read takes S and reads the latest committed value, a scan takes S on its
+// range, a write takes X, and the commit validates nothing but the
+// fencing; at Snapshot reads are the snapshot's, unlocked, and a write
+// takes X and then fails with an update conflict if the key changed after
+// the snapshot (first updater wins). Hybrid runs its first attempt
+// optimistically; when Update retries it after a conflict, a deadlock or
+// a lost lock, the retry runs as Pessimistic and first queues, in one
+// request, S on what the failed attempt read and X on what it wrote (as
+// txn/strategy.go's hybridRetry); a retry of a locking attempt takes
+// nothing first. Its wait is bounded as an optimistic commit's (1 s), and
+// ends as a retryable conflict. Adaptive runs as Hybrid: etcdkv has no
+// MOCC hot-key locking and no steering memory (Tx.Strategy reports Hybrid,
+// or Pessimistic for a locking retry).
+//
+// # Timeouts and deadlocks
+//
+// Lock waits are bounded by WaitTimeout, else TxOptions.LockTimeout, else
+// Options.LockTimeout: 5 s by default, as locally, and deliberately
+// finite: a deadlock among transactions of one handle is found when a
+// transaction starts to wait (the requester that closes the cycle is the
+// victim: a *txkv.DeadlockError, retryable, and its entries are deleted),
+// but a deadlock across handles (processes) is not detected. Such a cycle
+// ends when a member's wait times out (txkv.ErrLockTimeout, a
+// *txkv.LockError; Update does not retry it, as locally); with
+// txkv.Forever on every member it waits forever. Waits etcdkv makes on its
+// own (an optimistic commit's, a Hybrid retry's first locks) are bounded
+// at 1 s and end as retryable conflicts, so they break such cycles.
+//
+// Locks lists the locks this handle's transactions hold and wait for,
+// without a round trip; other handles' entries are visible in etcd only.
+// LastDeadlock is the last deadlock found in this handle. The IDs in a
+// *LockError or *DeadlockError are transaction IDs within their own
+// handle: another handle's transaction may have the same number.
 //
 // # Not yet
 //
-// Pessimistic, Hybrid and Adaptive transactions fail at Begin with an error
-// wrapping txkv.ErrNotSupported, as do GetForShare, GetForUpdate,
-// ScanForUpdate, LockRange and LockKeys (locks), and Checkpoint, Verify and
-// WriteWaitForGraph on the DB; Locks, HotKeys and LastDeadlock report
+// Deadlocks across handles are not detected (app/w/ is reserved for a
+// detector); see above. Checkpoint, Verify and WriteWaitForGraph on the DB
+// fail with an error wrapping txkv.ErrNotSupported; HotKeys reports
 // nothing. Nothing falls back silently to something weaker. Single-key
 // writes (Put, Delete, CompareAndSwap, Increment) have no record: an
 // ambiguous one is returned as the client's error.

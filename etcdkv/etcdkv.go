@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/engine"
@@ -39,12 +40,25 @@ type Options struct {
 	// Retry is Update's default retry policy. Zero fields: 10 attempts,
 	// backoff 1 ms .. 100 ms with full jitter (a round trip, not a mutex).
 	Retry txkv.RetryPolicy
+	// SessionTTL is the TTL of the handle's session lease, to which every
+	// lock entry of its transactions is bound: a process that dies holding
+	// locks loses them this long after its last keep-alive. Zero: 10 s;
+	// otherwise at least 1 s, rounded up to whole seconds (etcd's unit).
+	SessionTTL time.Duration
+	// LockTimeout bounds lock waits when neither TxOptions.LockTimeout nor
+	// WaitTimeout says otherwise. Zero: 5 s, as locally. txkv.Forever waits
+	// without a bound: deadlocks between transactions of one handle are
+	// still detected, but not those spanning handles (doc.go), so a finite
+	// bound is the default.
+	LockTimeout time.Duration
 }
 
 // Defaults of etcd's server limits.
 const (
 	DefaultMaxTxnOps       = 128
 	DefaultMaxRequestBytes = 3 << 19 // 1.5 MiB
+	DefaultSessionTTL      = 10 * time.Second
+	DefaultLockTimeout     = 5 * time.Second
 	maxKeySize             = 32 << 10
 	// minRecordTTL keeps a record's lease above etcd's minimum lease TTL
 	// (1.5 election timeouts) on any sane configuration.
@@ -56,6 +70,10 @@ const (
 func Open(cli *clientv3.Client, opts *Options) (*txkv.DB, error) {
 	e, err := newEngine(cli, opts)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := e.session(); err != nil {
+		e.cancel()
 		return nil, err
 	}
 	return txkv.OpenEngine(e), nil
@@ -72,12 +90,17 @@ type eng struct {
 	ids    atomic.Uint64
 	wg     sync.WaitGroup // running watches
 	stats  counters
+	reg    registry // this handle's lock holders and waiters
 	// records is the lease of new transaction records (record.go).
 	records recordLeases
+
+	smu  sync.Mutex           // protects sess
+	sess *concurrency.Session // the lease lock entries are bound to; replaced once expired
 }
 
 type counters struct {
-	commits, aborts, conflicts, retries, reads, writes, watchers atomic.Int64
+	commits, aborts, conflicts, retries, reads, writes, watchers    atomic.Int64
+	deadlocks, lockTimeouts, lockWaits, notAvailable, lockWaitNanos atomic.Int64
 }
 
 var _ engine.Engine = (*eng)(nil)
@@ -100,8 +123,77 @@ func newEngine(cli *clientv3.Client, opts *Options) (*eng, error) {
 		o.RecordTTL = DefaultRecordTTL
 	}
 	o.RecordTTL = max(o.RecordTTL, minRecordTTL)
+	if err := resolveLockOptions(&o); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &eng{cli: cli, ks: keyspace{prefix: o.Prefix}, opts: o, ctx: ctx, cancel: cancel}, nil
+	return &eng{cli: cli, ks: keyspace{prefix: o.Prefix}, opts: o, ctx: ctx, cancel: cancel,
+		reg: registry{txs: map[uint64]*regTx{}}}, nil
+}
+
+// resolveLockOptions validates and defaults SessionTTL and LockTimeout.
+func resolveLockOptions(o *Options) error {
+	switch {
+	case o.SessionTTL == 0:
+		o.SessionTTL = DefaultSessionTTL
+	case o.SessionTTL < time.Second:
+		return fmt.Errorf("%w: etcdkv.Open: Options.SessionTTL %v: at least 1s (etcd leases count whole seconds)",
+			txkv.ErrInvalidOption, o.SessionTTL)
+	case o.SessionTTL > 24*time.Hour:
+		return fmt.Errorf("%w: etcdkv.Open: Options.SessionTTL %v: at most 24h (a dead process would hold its locks that long)",
+			txkv.ErrInvalidOption, o.SessionTTL)
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	return nil
+}
+
+// session returns the handle's live session, starting a new one if the
+// last one's lease expired (the locks bound to it are gone; transactions
+// that held them fail at commit, see fencing in commit.go).
+func (e *eng) session() (*concurrency.Session, error) {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	if err := e.live(); err != nil {
+		return nil, err
+	}
+	if e.sess != nil {
+		select {
+		case <-e.sess.Done():
+		default:
+			return e.sess, nil
+		}
+	}
+	ttl := int((e.opts.SessionTTL + time.Second - 1) / time.Second)
+	s, err := concurrency.NewSession(e.cli, concurrency.WithTTL(ttl), concurrency.WithContext(e.ctx))
+	if err != nil {
+		return nil, fmt.Errorf("txkv: etcdkv: starting the lock session: %w", e.mapErr(err))
+	}
+	e.sess = s
+	return s, nil
+}
+
+// dropSession forgets s, whose lease is gone, if it is still the current
+// session: the next request starts a new one.
+func (e *eng) dropSession(s *concurrency.Session) {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	if e.sess == s {
+		s.Orphan() // ends its keep-alive
+		e.sess = nil
+	}
+}
+
+// closeSession revokes the session's lease: every lock entry of this
+// handle vanishes in one request.
+func (e *eng) closeSession() {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	if e.sess != nil {
+		e.sess.Close() // its error: the lease is already gone, or expires within the TTL
+		e.sess = nil
+	}
 }
 
 func (e *eng) live() error {
@@ -117,6 +209,7 @@ func (e *eng) Close() error {
 	if e.closed.Swap(true) {
 		return txkv.ErrClosed
 	}
+	e.closeSession()
 	e.cancel()
 	e.wg.Wait()
 	return nil
@@ -137,14 +230,14 @@ func (e *eng) checkValue(key, value []byte) error {
 	return nil
 }
 
-// Begin starts a transaction. Only Optimistic (and StrategyDefault, which
-// means it) is supported so far; other strategies fail with
-// ErrNotSupported.
+// Begin starts a transaction of any strategy: Optimistic (the default),
+// Pessimistic (strict 2PL over etcd lock entries), Hybrid, and Adaptive,
+// which runs as Hybrid (doc.go).
 func (e *eng) Begin(ctx context.Context, opts *txkv.TxOptions) (engine.Tx, error) {
-	return e.begin(ctx, opts, false)
+	return e.begin(ctx, opts, false, nil)
 }
 
-func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool) (*tx, error) {
+func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool, plan *retryPlan) (*tx, error) {
 	if err := e.live(); err != nil {
 		return nil, err
 	}
@@ -158,8 +251,10 @@ func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool) (*t
 	if o.Strategy == txkv.StrategyDefault {
 		o.Strategy = txkv.Optimistic
 	}
-	if o.Strategy != txkv.Optimistic {
-		return nil, fmt.Errorf("%w: etcdkv runs %v transactions only so far, not %v", txkv.ErrNotSupported, txkv.Optimistic, o.Strategy)
+	switch o.Strategy {
+	case txkv.Optimistic, txkv.Pessimistic, txkv.Hybrid, txkv.Adaptive:
+	default:
+		return nil, fmt.Errorf("%w: strategy %v", txkv.ErrInvalidOption, o.Strategy)
 	}
 	if o.Isolation == txkv.IsolationDefault {
 		o.Isolation = txkv.Serializable
@@ -167,21 +262,31 @@ func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool) (*t
 	if o.Isolation != txkv.Serializable && o.Isolation != txkv.Snapshot {
 		return nil, fmt.Errorf("%w: isolation %v", txkv.ErrInvalidOption, o.Isolation)
 	}
-	return newTx(e, ctx, o, managed), nil
+	t := newTx(e, ctx, o, managed)
+	if plan != nil && !o.ReadOnly {
+		if err := t.runPlan(plan); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
-// Update runs fn in a transaction and commits it, retrying conflicts with
-// backoff (Options.Retry, or opts.Retry).
+// Update runs fn in a transaction and commits it, retrying conflicts,
+// deadlocks and lost locks with backoff (Options.Retry, or opts.Retry). A
+// Hybrid (or Adaptive) attempt that failed is retried as strict 2PL that
+// first locks what it touched (hybridPlan).
 func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", txkv.ErrInvalidOption)
 	}
 	p := e.retryPolicy(opts)
+	var plan *retryPlan
 	for attempt := 1; ; attempt++ {
-		err := e.attempt(ctx, opts, fn)
+		next, err := e.attempt(ctx, opts, fn, plan)
 		if err == nil || !txkv.IsRetryable(err) || attempt >= p.MaxAttempts {
 			return err
 		}
+		plan = next
 		e.stats.retries.Add(1)
 		if err := sleepBackoff(ctx, p, attempt); err != nil {
 			return err
@@ -189,16 +294,21 @@ func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.T
 	}
 }
 
-func (e *eng) attempt(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error) error {
-	t, err := e.begin(ctx, opts, true)
+// attempt runs one attempt; on failure it also returns the plan of the
+// next one.
+func (e *eng) attempt(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error, plan *retryPlan) (*retryPlan, error) {
+	t, err := e.begin(ctx, opts, true, plan)
 	if err != nil {
-		return err
+		return plan, err
 	}
 	if err := runManaged(t, fn); err != nil {
 		t.rollback()
-		return err
+		return t.nextPlan(), err
 	}
-	return t.commit()
+	if err := t.commit(); err != nil {
+		return t.nextPlan(), err
+	}
+	return nil, nil
 }
 
 // View runs fn in a read-only transaction: reads at one revision, no
@@ -207,7 +317,7 @@ func (e *eng) View(ctx context.Context, fn func(engine.Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", txkv.ErrInvalidOption)
 	}
-	t, err := e.begin(ctx, &txkv.TxOptions{ReadOnly: true}, true)
+	t, err := e.begin(ctx, &txkv.TxOptions{ReadOnly: true}, true, nil)
 	if err != nil {
 		return err
 	}
@@ -264,14 +374,18 @@ func sleepBackoff(ctx context.Context, p txkv.RetryPolicy, attempt int) error {
 }
 
 // Stats reports the counters etcdkv keeps (commits, aborts, conflicts,
-// retries, reads, writes); the local engine's lock, log and memtable
-// figures are zero.
+// retries, reads, writes; of this handle's locks: waits and their time,
+// timeouts, NOWAIT refusals, deadlock victims); the local engine's log
+// and memtable figures are zero.
 func (e *eng) Stats() txkv.Stats {
 	s := &e.stats
 	return txn.Stats{
 		Commits: uint64(s.commits.Load()), Aborts: uint64(s.aborts.Load()),
 		Conflicts: uint64(s.conflicts.Load()), Retries: uint64(s.retries.Load()),
 		Reads: uint64(s.reads.Load()), Writes: uint64(s.writes.Load()),
+		Deadlocks: uint64(s.deadlocks.Load()), LockTimeouts: uint64(s.lockTimeouts.Load()),
+		LockWaits: uint64(s.lockWaits.Load()), NotAvailable: uint64(s.notAvailable.Load()),
+		LockWaitTime: time.Duration(s.lockWaitNanos.Load()),
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // or operations than one etcd Txn may hold.
 func checkTxnSize(compares, ops int, o Options) error {
 	if n := max(compares, ops); n > o.MaxTxnOps {
-		return fmt.Errorf("%w: the commit needs %d compares and %d writes in one etcd Txn (one of each for its transaction record); etcd allows %d of each (--max-txn-ops)",
+		return fmt.Errorf("%w: the commit needs %d compares and %d writes in one etcd Txn (counting one of each for its transaction record and a compare per unlocked written key); etcd allows %d of each (--max-txn-ops)",
 			txkv.ErrTxnTooLarge, compares, ops, o.MaxTxnOps)
 	}
 	return nil

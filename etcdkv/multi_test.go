@@ -46,15 +46,6 @@ func openSpread(t testing.TB, n int) *txkv.DB {
 	return db
 }
 
-// openConformance is the conformance suite's Open: on a cluster of more
-// than one member, 4 handles spread over the members; else one handle.
-func openConformance(t testing.TB) *txkv.DB {
-	if len(endpoints) > 1 {
-		return openSpread(t, 4)
-	}
-	return open1(t)
-}
-
 func (s *spread) pick() engine.Engine {
 	return s.es[(s.next.Add(1)-1)%uint64(len(s.es))]
 }

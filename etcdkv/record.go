@@ -121,29 +121,31 @@ func (r record) put(v string) clientv3.Op {
 	return clientv3.OpPut(r.key, v, clientv3.WithLease(r.lease))
 }
 
-// send sends the commit Txn (its compares and ops include rec's) and
-// reports whether it applied. If the request fails in a way that leaves
-// that unknown, resolve decides it. A lease etcd lost (revoked by hand,
-// expired early) refuses the Txn outright: it is sent once more with a new
-// lease.
-func (t *tx) send(rec record, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
+// send sends the commit Txn c (its compares and writes include rec's) and
+// reports whether it applied, with etcd's response when it answered. If the
+// request fails in a way that leaves that unknown, resolve decides it (and
+// there is no response: if it did not apply, the record is now fenced
+// aborted). A lease etcd lost (revoked by hand, expired early) refuses the
+// Txn outright: it is sent once more with a new record and lease.
+func (t *tx) send(rec *record, c *commitTxn) (*clientv3.TxnResponse, bool, error) {
 	for retried := false; ; retried = true {
-		resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
+		resp, err := t.e.cli.Txn(t.ctx).If(c.cmps...).Then(c.then...).Else(c.els...).Commit()
 		switch {
 		case err == nil:
-			return resp.Succeeded, nil
+			return resp, resp.Succeeded, nil
 		case !definite(err):
-			return t.resolve(rec, cmps, ops, err)
+			applied, err := t.resolve(*rec, c.cmps, c.then, err)
+			return nil, applied, err
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) && !retried:
 			t.e.dropLease(rec.lease)
 			next, gerr := t.e.newRecord(t.ctx)
 			if gerr != nil {
-				return false, gerr
+				return nil, false, gerr
 			}
-			cmps[len(cmps)-1], ops[len(ops)-1] = next.cmp(), next.put(recordCommitted)
-			rec = next
+			*rec = next
+			c.setRecord(next)
 		default:
-			return false, err
+			return nil, false, err
 		}
 	}
 }

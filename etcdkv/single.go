@@ -190,10 +190,12 @@ func (e *eng) watchEnd(ctx context.Context) error {
 // Watchers returns the number of running Watch iterations.
 func (e *eng) Watchers() int { return int(e.stats.watchers.Load()) }
 
-// Locks, LastDeadlock and HotKeys report nothing yet: etcdkv takes no locks
-// so far and keeps no contention memory.
-func (e *eng) Locks() []txkv.LockInfo            { return nil }
-func (e *eng) LastDeadlock() *txkv.DeadlockError { return nil }
+// Locks lists the locks this handle's transactions hold and wait for (its
+// registry, no round trip); other handles' entries are in etcd under l/
+// and r/. LastDeadlock is the last deadlock found among this handle's
+// transactions. HotKeys reports nothing: etcdkv keeps no contention memory.
+func (e *eng) Locks() []txkv.LockInfo            { return e.reg.locks() }
+func (e *eng) LastDeadlock() *txkv.DeadlockError { return e.reg.lastDeadlock() }
 func (e *eng) HotKeys(int) []txkv.HotKey         { return nil }
 
 // Advice is the decision guide's answer for a distributed workload.

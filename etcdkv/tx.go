@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/engine"
+	"github.com/txkv/txkv/lockmgr"
 )
 
 // tx is an optimistic transaction over etcd. Its snapshot is the revision
@@ -29,6 +31,10 @@ type tx struct {
 	done    bool
 	err     error // the error that ended it, if any
 
+	locking     bool          // strict two-phase locking (Pessimistic, a Hybrid retry)
+	lockTimeout time.Duration // the default bound of lock waits (the one convention)
+	locks       lockState
+
 	snap   int64            // S; 0 until the first read
 	reads  map[string]int64 // etcd key → ModRevision seen at S (0: absent)
 	ranges []scanned
@@ -44,19 +50,29 @@ type scanned struct {
 var _ engine.Tx = (*tx)(nil)
 
 func newTx(e *eng, ctx context.Context, o txkv.TxOptions, managed bool) *tx {
+	timeout := o.LockTimeout
+	if timeout == 0 {
+		timeout = e.opts.LockTimeout
+	}
 	return &tx{e: e, ctx: ctx, id: e.ids.Add(1), opts: o, managed: managed,
+		locking: o.Strategy == txkv.Pessimistic, lockTimeout: timeout,
 		reads: map[string]int64{}, writes: map[string]*[]byte{}, expect: map[string]int64{}}
 }
 
 func (t *tx) ID() uint64                { return t.id }
 func (t *tx) Isolation() txkv.Isolation { return t.opts.Isolation }
 func (t *tx) Context() context.Context  { return t.ctx }
-func (t *tx) Strategy() txkv.Strategy   { return t.opts.Strategy }
-func (t *tx) ReadTS() uint64            { return uint64(t.snap) }
-func (t *tx) serializable() bool        { return t.opts.Isolation == txkv.Serializable }
-func (t *tx) notSupported(op string) error {
-	return fmt.Errorf("%w: etcdkv: %s (locks are not implemented yet)", txkv.ErrNotSupported, op)
+func (t *tx) Strategy() txkv.Strategy {
+	if t.locking {
+		return txkv.Pessimistic // also a Hybrid retry, as locally
+	}
+	if t.opts.Strategy == txkv.Adaptive {
+		return txkv.Hybrid // Adaptive runs as Hybrid (doc.go)
+	}
+	return t.opts.Strategy
 }
+func (t *tx) ReadTS() uint64     { return uint64(t.snap) }
+func (t *tx) serializable() bool { return t.opts.Isolation == txkv.Serializable }
 
 // usable returns the error that forbids another call, if any.
 func (t *tx) usable() error {
@@ -145,6 +161,12 @@ func (t *tx) GetVersioned(key []byte) ([]byte, uint64, error) {
 		}
 		return bytes.Clone(*w), 0, nil
 	}
+	if t.strict2PL() {
+		if err := t.lock(newRequest(key, nil, false, lockmgr.Shared), lockmgr.Block, t.lockTimeout); err != nil {
+			return nil, 0, err
+		}
+		return t.readLatest(key)
+	}
 	resp, err := t.get(k)
 	if err != nil {
 		return nil, 0, err
@@ -177,22 +199,35 @@ func (t *tx) Scan(start, end []byte, fn func(key, value []byte) error) error {
 	if to <= from && end != nil {
 		return nil
 	}
+	// Strict 2PL locks the range shared and reads the latest state, which
+	// the lock keeps: nothing to validate. Otherwise the scan reads S and
+	// is validated at commit.
+	latest := t.strict2PL()
+	if latest {
+		if err := t.lock(newRequest(start, end, true, lockmgr.Shared), lockmgr.Block, t.lockTimeout); err != nil {
+			return err
+		}
+	}
 	opts := []clientv3.OpOption{clientv3.WithRange(to)}
-	if t.snap != 0 {
+	if t.snap != 0 && !latest {
 		opts = append(opts, clientv3.WithRev(t.snap))
 	}
 	resp, err := t.e.cli.Get(t.ctx, from, opts...)
 	if err != nil {
 		return t.mapErr(err)
 	}
-	if t.snap == 0 {
-		t.snap = resp.Header.Revision
-	}
 	t.e.stats.reads.Add(int64(len(resp.Kvs)))
-	t.ranges = append(t.ranges, scanned{from: from, to: to})
+	if !latest {
+		if t.snap == 0 {
+			t.snap = resp.Header.Revision
+		}
+		t.ranges = append(t.ranges, scanned{from: from, to: to})
+	}
 	merged := map[string][]byte{}
 	for _, kv := range resp.Kvs {
-		t.noteRead(string(kv.Key), kv.ModRevision)
+		if !latest {
+			t.noteRead(string(kv.Key), kv.ModRevision)
+		}
 		merged[string(kv.Key)] = kv.Value
 	}
 	for k, w := range t.writes {
@@ -231,6 +266,9 @@ func (t *tx) Put(key, value []byte) error {
 	if err := t.fixSnapshot(); err != nil {
 		return err
 	}
+	if err := t.lockForWrite(key); err != nil {
+		return err
+	}
 	v := bytes.Clone(value)
 	if v == nil {
 		v = []byte{}
@@ -248,6 +286,9 @@ func (t *tx) Delete(key []byte) error {
 		return err
 	}
 	if err := t.fixSnapshot(); err != nil {
+		return err
+	}
+	if err := t.lockForWrite(key); err != nil {
 		return err
 	}
 	t.writes[t.e.ks.data(key)] = nil
@@ -282,26 +323,6 @@ func (t *tx) PutIfVersion(key, value []byte, version uint64) error {
 	return nil
 }
 
-func (t *tx) GetForShare(key []byte, _ ...txkv.LockOption) ([]byte, error) {
-	return nil, t.notSupported("GetForShare")
-}
-
-func (t *tx) GetForUpdate(key []byte, _ ...txkv.LockOption) ([]byte, error) {
-	return nil, t.notSupported("GetForUpdate")
-}
-
-func (t *tx) ScanForUpdate(start, end []byte, limit int, _ ...txkv.LockOption) ([]txkv.KV, error) {
-	return nil, t.notSupported("ScanForUpdate")
-}
-
-func (t *tx) LockRange(start, end []byte, mode txkv.LockMode, _ ...txkv.LockOption) error {
-	return t.notSupported("LockRange")
-}
-
-func (t *tx) LockKeys(mode txkv.LockMode, keys ...[]byte) error {
-	return t.notSupported("LockKeys")
-}
-
 // Rollback discards the transaction.
 func (t *tx) Rollback() error {
 	if t.managed {
@@ -318,7 +339,18 @@ func (t *tx) rollback() {
 	if !t.done {
 		t.done = true
 		t.e.stats.aborts.Add(1)
+		t.release()
 	}
+}
+
+// fail ends the transaction with err (a deadlock, a lost lock): it is
+// rolled back, its locks released, and later calls return err.
+func (t *tx) fail(err error) error {
+	if !t.done {
+		t.err = err
+		t.rollback()
+	}
+	return err
 }
 
 // Commit validates and applies the transaction in one etcd Txn.

@@ -60,6 +60,7 @@ func (t *tx) commit() error {
 	}
 	var rcmps []clientv3.Cmp // nil: no other transaction's range entry at all
 	var unlocked [][]byte
+	var last *failure // the last failed Txn, explained
 	for round := 0; ; round++ {
 		unlocked = t.unlockedWrites()
 		c := t.commitTxn(unlocked, rcmps, rec)
@@ -76,14 +77,19 @@ func (t *tx) commit() error {
 		}
 		// Not applied. After a resolution (resp nil) the record is fenced
 		// aborted: the commit cannot be sent again under it.
-		if resp == nil || len(unlocked) == 0 || round >= 3 {
+		if resp == nil {
 			break
 		}
-		if _, changed := t.changedKey(); changed {
-			break // a validation failed: no use waiting for locks
+		f, ok := t.explained(resp, &c)
+		if !ok {
+			f = t.explainByReading(unlocked)
+		}
+		last = &f
+		if len(unlocked) == 0 || round >= 3 || f.changed != "" || f.lost != nil {
+			break // a validation failed or a lock was lost: no use waiting for locks
 		}
 		others, inWay := t.rangesInWay(resp.Responses[0].GetResponseRange().GetKvs(), unlocked)
-		if inWay != nil || t.lockedByOther(unlocked) != nil {
+		if inWay != nil || f.lockedBy != nil {
 			// Another transaction holds or awaits a lock on the write set:
 			// as locally, the commit queues for exclusive locks on it, in
 			// key order, and is sent again.
@@ -99,7 +105,7 @@ func (t *tx) commit() error {
 		rcmps = []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(rf).WithRange(rt), "<", resp.Header.Revision+1)}
 	}
 	t.e.stats.conflicts.Add(1)
-	return t.abort(t.conflict(unlocked))
+	return t.abort(t.conflict(unlocked, last))
 }
 
 // commitTxn is the parts of one commit Txn.
@@ -109,6 +115,7 @@ type commitTxn struct {
 	writes    int  // the first writes ops of then are the writes; then the record's
 	released  bool // then ends with the deletes of the lock entries
 	recCmp    int  // the index in cmps of the record's compare
+	explain   explainLayout
 }
 
 // setRecord makes the commit Txn create rec instead of the record it had.
@@ -132,6 +139,7 @@ func (t *tx) commitTxn(unlocked [][]byte, rcmps []clientv3.Cmp, rec record) comm
 		rf, rt := t.e.ks.allRanges()
 		c.els = []clientv3.Op{clientv3.OpGet(rf, clientv3.WithRange(rt))}
 	}
+	t.addExplain(&c, unlocked)
 	c.recCmp = len(c.cmps)
 	c.cmps = append(c.cmps, rec.cmp())
 	c.then = t.ops()
@@ -351,28 +359,44 @@ func (t *tx) lockedByOther(keys [][]byte) []byte {
 		if err != nil {
 			return nil
 		}
-		for _, kv := range resp.Kvs {
-			if !slices.ContainsFunc(t.locks.held, func(h entry) bool { return h.key == string(kv.Key) }) {
-				return k
-			}
+		if t.othersIn(resp.Kvs) {
+			return k
 		}
 	}
 	return nil
 }
 
-// conflict finds which compare failed, reading the keys and ranges again,
-// and names it in a *txkv.ConflictError (the first found, in the order the
-// compares were made). If nothing differs any more (the conflicting write
-// was undone meanwhile), the error names no key.
-func (t *tx) conflict(unlocked [][]byte) error {
-	if err := t.lostLock(); err != nil {
-		return err
+// explainByReading explains a failed commit whose Txn could not carry the
+// explaining reads (explain.go), by reading again: it reads only what the
+// commit loop needs (which validation failed, whose locks are in the way).
+func (t *tx) explainByReading(unlocked [][]byte) failure {
+	var f failure
+	if key, ok := t.changedKey(); ok {
+		f.changed = key
+		return f
 	}
-	if key := t.lockedByOther(unlocked); key != nil {
-		return &txkv.ConflictError{TxID: t.id, Key: key, Reason: ReasonWriteLocked}
+	f.lockedBy = t.lockedByOther(unlocked)
+	return f
+}
+
+// conflict names why the commit failed in a *txkv.ConflictError (the first
+// found, in the order the compares were made): from f, the last failed
+// Txn explained at its revision, or (f nil, or it did not look) by reading
+// the keys and ranges again. If nothing differs any more (the conflicting
+// write was undone meanwhile), the error names no key.
+func (t *tx) conflict(unlocked [][]byte, f *failure) error {
+	if f == nil || f.lost == nil && f.changed == "" && f.lockedBy == nil {
+		f = &failure{lost: t.lostLock(), lockedBy: t.lockedByOther(unlocked)}
+		f.changed, _ = t.changedKey()
+	}
+	if f.lost != nil {
+		return f.lost
+	}
+	if f.lockedBy != nil {
+		return &txkv.ConflictError{TxID: t.id, Key: f.lockedBy, Reason: ReasonWriteLocked}
 	}
 	ce := &txkv.ConflictError{TxID: t.id}
-	if key, ok := t.changedKey(); ok {
+	if key := f.changed; key != "" {
 		ce.Key = t.e.ks.user([]byte(key))
 		ce.Reason = txn.ReasonReadChanged
 		if !t.serializable() {
@@ -403,6 +427,30 @@ func (t *tx) conflict(unlocked [][]byte) error {
 // changedKey returns the first compared key whose ModRevision is no longer
 // what the commit required.
 func (t *tx) changedKey() (string, bool) {
+	keys, want := t.wantRevs()
+	for len(keys) > 0 {
+		n := min(len(keys), t.e.opts.MaxTxnOps)
+		var ops []clientv3.Op
+		for _, k := range keys[:n] {
+			ops = append(ops, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		}
+		resp, err := t.e.cli.Txn(t.ctx).Then(ops...).Commit()
+		if err != nil {
+			return "", false
+		}
+		for i, r := range resp.Responses {
+			if !want[keys[i]](modRevision(r)) {
+				return keys[i], true
+			}
+		}
+		keys = keys[n:]
+	}
+	return "", false
+}
+
+// wantRevs returns the keys the commit compares, in order, and what each
+// one's ModRevision must satisfy.
+func (t *tx) wantRevs() ([]string, map[string]func(int64) bool) {
 	want := map[string]func(int64) bool{}
 	if t.serializable() {
 		for k, seen := range t.reads {
@@ -416,27 +464,5 @@ func (t *tx) changedKey() (string, bool) {
 	for k, v := range t.expect {
 		want[k] = func(rev int64) bool { return rev == v }
 	}
-	keys := sortedKeys(want)
-	for len(keys) > 0 {
-		n := min(len(keys), t.e.opts.MaxTxnOps)
-		var ops []clientv3.Op
-		for _, k := range keys[:n] {
-			ops = append(ops, clientv3.OpGet(k, clientv3.WithKeysOnly()))
-		}
-		resp, err := t.e.cli.Txn(t.ctx).Then(ops...).Commit()
-		if err != nil {
-			return "", false
-		}
-		for i, r := range resp.Responses {
-			var rev int64
-			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-				rev = kvs[0].ModRevision
-			}
-			if !want[keys[i]](rev) {
-				return keys[i], true
-			}
-		}
-		keys = keys[n:]
-	}
-	return "", false
+	return sortedKeys(want), want
 }

@@ -158,3 +158,36 @@ func TestLockStats(t *testing.T) {
 		t.Fatalf("Stats = %+v", s)
 	}
 }
+
+// A failed optimistic commit is explained from its own Txn's Else reads:
+// naming the conflicting key, a lock in the way or a lost lock costs no
+// request beyond the commit Txn (explain.go).
+func TestFailedCommitExplainedInOneRequest(t *testing.T) {
+	cli := newClient(t, 0)
+	kv := &countingKV{KV: cli.KV}
+	cli.KV = kv
+	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conformance.MustPut(t, db, "x", "0")
+	conformance.MustPut(t, db, "y", "0")
+	conformance.MustPut(t, db, "warm", "0") // the records lease is granted before counting
+	loser := begin(t, db, txkv.Optimistic)
+	if _, err := loser.Get([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := loser.Put([]byte("y"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	conformance.MustPut(t, db, "x", "changed")
+	before := kv.n.Load()
+	var ce *txkv.ConflictError
+	if err := loser.Commit(); !errors.As(err, &ce) || string(ce.Key) != "x" {
+		t.Fatalf("Commit = %v, want a *ConflictError naming x", err)
+	}
+	if got := kv.n.Load() - before; got != 1 {
+		t.Fatalf("a failed commit, explained: %d requests, want 1 (the commit Txn)", got)
+	}
+}

@@ -20,7 +20,8 @@ import (
 // explained by reading again, as before.
 //
 //	Else [the range entries]            (commitTxn: only with unlocked writes)
-//	     Get(k) keys only               for every compared key, in key order
+//	     Get(k)                         for every compared key, in key order
+//	                                    (with its value: the retry reads it)
 //	     Get(queue of k) keys only      for every unlocked written key
 //	     Get(e) keys only               for every lock entry held
 
@@ -42,7 +43,7 @@ func (t *tx) addExplain(c *commitTxn, unlocked [][]byte) {
 	}
 	c.explain = explainLayout{at: len(c.els), keys: keys, want: want, queues: unlocked}
 	for _, k := range keys {
-		c.els = append(c.els, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		c.els = append(c.els, clientv3.OpGet(k)) // with the value: the retry reads it (retryPlan.seen)
 	}
 	for _, k := range unlocked {
 		from, to := t.e.ks.queue(k)
@@ -68,11 +69,17 @@ func (t *tx) explained(resp *clientv3.TxnResponse, c *commitTxn) (f failure, ok 
 		return failure{}, false
 	}
 	rs := resp.Responses[at:]
+	seen := &seenAt{rev: resp.Header.Revision, kvs: make(map[string]*mvccpb.KeyValue, len(c.explain.keys))}
 	for i, k := range c.explain.keys {
 		if !c.explain.want[k](modRevision(rs[i])) && f.changed == "" {
 			f.changed = k
 		}
+		seen.kvs[k] = nil
+		if kvs := rs[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			seen.kvs[k] = kvs[0]
+		}
 	}
+	t.failedAt = seen
 	rs = rs[len(c.explain.keys):]
 	for i, k := range c.explain.queues {
 		if f.lockedBy == nil && t.othersIn(rs[i].GetResponseRange().GetKvs()) {

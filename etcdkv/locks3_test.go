@@ -191,3 +191,46 @@ func TestFailedCommitExplainedInOneRequest(t *testing.T) {
 		t.Fatalf("a failed commit, explained: %d requests, want 1 (the commit Txn)", got)
 	}
 }
+
+// An optimistic retry reads at the revision where the commit before it
+// failed, and what that commit's Txn read of the compared keys costs it no
+// request: it sees the version it lost to at once (no doomed retry).
+func TestOptimisticRetryReadsWhatTheFailedCommitSaw(t *testing.T) {
+	cli := newClient(t, 0)
+	kv := &countingKV{KV: cli.KV}
+	cli.KV = kv
+	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conformance.MustPut(t, db, "x", "0")
+	attempts, retryRequests := 0, int64(-1)
+	err = db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic}, func(tx *txkv.Tx) error {
+		attempts++
+		before := kv.n.Load()
+		v, err := tx.Get([]byte("x"))
+		if err != nil {
+			return err
+		}
+		switch attempts {
+		case 1:
+			conformance.MustPut(t, db, "x", "other") // a writer commits between the read and the commit
+		case 2:
+			retryRequests = kv.n.Load() - before
+			if string(v) != "other" {
+				t.Errorf("the retry read %q, want the version it lost to", v)
+			}
+		}
+		return tx.Put([]byte("x"), append(v, '!'))
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("Update = %v after %d attempts, want nil after 2", err, attempts)
+	}
+	if retryRequests != 0 {
+		t.Errorf("the retry's read of x took %d requests, want 0", retryRequests)
+	}
+	if v, err := db.Get(bg, []byte("x")); err != nil || string(v) != "other!" {
+		t.Fatalf("x = %q, %v", v, err)
+	}
+}

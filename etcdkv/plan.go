@@ -4,14 +4,28 @@ import (
 	"bytes"
 	"slices"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/lockmgr"
 )
 
-// retryPlan is how a Hybrid retry runs: strict 2PL, first locking, in key
-// order, what the failed attempt touched.
+// retryPlan is how a retry runs. A Hybrid retry: strict 2PL, first
+// locking, in key order, what the failed attempt touched. An optimistic
+// retry after a commit that failed a validation: at the revision where it
+// failed, with what it read of the compared keys (seen) — so it does not
+// read the old version again (no doomed retry, as locally), and those
+// reads cost no request (etcd's STM prefetches the same way).
 type retryPlan struct {
-	pre []prelock
+	pre  []prelock
+	seen *seenAt
+}
+
+// seenAt is what a failed commit Txn read of its compared keys, at the
+// revision it failed at (explain.go); a nil value is an absent key.
+type seenAt struct {
+	rev int64
+	kvs map[string]*mvccpb.KeyValue
 }
 
 type prelock struct {
@@ -26,6 +40,9 @@ type prelock struct {
 // locking with nothing taken first — its reads were locked, not recorded.
 func (t *tx) nextPlan() *retryPlan {
 	if t.opts.Strategy != txkv.Hybrid && t.opts.Strategy != txkv.Adaptive {
+		if t.failedAt != nil && !t.locking {
+			return &retryPlan{seen: t.failedAt}
+		}
 		return nil
 	}
 	if t.locking {
@@ -50,6 +67,12 @@ func (t *tx) nextPlan() *retryPlan {
 // locks in one request (lockBatch); a wait past machineryWait is a
 // retryable conflict.
 func (t *tx) runPlan(p *retryPlan) error {
+	if p.seen != nil {
+		if !t.strict2PL() {
+			t.snap, t.seen = p.seen.rev, p.seen.kvs
+		}
+		return nil
+	}
 	t.locking = true
 	reqs := make([]*entry, len(p.pre))
 	for i, pl := range p.pre {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -40,6 +42,11 @@ type tx struct {
 	ranges []scanned
 	writes map[string]*[]byte // etcd key → value (nil pointer: delete)
 	expect map[string]int64   // PutIfVersion: etcd key → required ModRevision
+	// seen holds what the failed commit of the attempt before read at S
+	// (retryPlan.seen): reads of these keys need no request.
+	seen map[string]*mvccpb.KeyValue
+	// failedAt is what this attempt's failed commit read, for the retry.
+	failedAt *seenAt
 }
 
 // scanned is a range read at S and the keys it saw.
@@ -114,6 +121,10 @@ func (t *tx) mapErr(err error) error {
 
 // get reads etcd key k at S, fixing S on the first read.
 func (t *tx) get(k string) (*clientv3.GetResponse, error) {
+	if kv, ok := t.seen[k]; ok {
+		delete(t.seen, k)
+		return seenResponse(kv), nil
+	}
 	var opts []clientv3.OpOption
 	if t.snap != 0 {
 		opts = append(opts, clientv3.WithRev(t.snap))
@@ -369,4 +380,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// seenResponse is the response a Get at S would have given for a key the
+// failed commit before read at S (kv nil: absent).
+func seenResponse(kv *mvccpb.KeyValue) *clientv3.GetResponse {
+	r := &etcdserverpb.RangeResponse{Header: &etcdserverpb.ResponseHeader{}}
+	if kv != nil {
+		r.Kvs, r.Count = []*mvccpb.KeyValue{kv}, 1
+	}
+	return (*clientv3.GetResponse)(r)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +24,10 @@ const (
 const childTTL = 2 * time.Second
 
 // TestLockHolderKilled runs this test binary three more times, as
-// processes sharing the embedded cluster, each taking the lock on one key
-// with GetForUpdate. The first to get it is killed (SIGKILL) at once; its
-// session lease expires and the next gets the lock within TTL + 1 s; the
-// third gets it when the second commits.
+// processes sharing the embedded cluster, each incrementing one counter
+// under GetForUpdate. The first to get the lock is killed (SIGKILL) at
+// once; its session lease expires and the next gets the lock within TTL +
+// 1 s; the third gets it when the second commits; the counter ends at 2.
 func TestLockHolderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -104,6 +105,16 @@ func TestLockHolderKilled(t *testing.T) {
 			t.Errorf("child %d: %v", i, err)
 		}
 	}
+	// Each child increments the counter under its lock: the two that
+	// acknowledged a commit are both in it, the killed one is not.
+	db, err := etcdkv.Open(newClient(t, 0), &etcdkv.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.Get(bg, []byte("job")); err != nil || string(v) != "2" {
+		t.Fatalf("counter = %q, %v; want 2: one increment per acknowledged commit", v, err)
+	}
 }
 
 // TestLockChild is a child of TestLockHolderKilled; alone it does nothing.
@@ -118,12 +129,14 @@ func TestLockChild(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.Update(bg, &txkv.TxOptions{Strategy: txkv.Pessimistic}, func(tx *txkv.Tx) error {
-		if _, err := tx.GetForUpdate([]byte("job")); err != nil && !errors.Is(err, txkv.ErrNotFound) {
+		v, err := tx.GetForUpdate([]byte("job"))
+		if err != nil && !errors.Is(err, txkv.ErrNotFound) {
 			return err
 		}
+		n, _ := strconv.Atoi(string(v)) // absent: 0
 		fmt.Println("CHILD locked")
 		time.Sleep(100 * time.Millisecond) // the parent kills the first holder here
-		return tx.Put([]byte("job"), []byte(fmt.Sprint(os.Getpid())))
+		return tx.Put([]byte("job"), []byte(strconv.Itoa(n+1)))
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -274,7 +274,12 @@ func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool, pla
 // Update runs fn in a transaction and commits it, retrying conflicts,
 // deadlocks and lost locks with backoff (Options.Retry, or opts.Retry). A
 // Hybrid (or Adaptive) attempt that failed is retried as strict 2PL that
-// first locks what it touched (hybridPlan).
+// first locks what it touched (hybridPlan). An optimistic attempt whose
+// commit failed a validation is retried at once, at the revision where it
+// failed and with what its commit read (retryPlan.seen); if that retry
+// fails too, the next one backs off and reads afresh — after a backoff the
+// values would be stale, and a retry that kept them failed again and again
+// (up to 34 attempts in a row on a hot bank, each backing off longer).
 func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", txkv.ErrInvalidOption)
@@ -286,8 +291,15 @@ func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.T
 		if err == nil || !txkv.IsRetryable(err) || attempt >= p.MaxAttempts {
 			return err
 		}
+		usedSeen := plan != nil && plan.seen != nil
 		plan = next
 		e.stats.retries.Add(1)
+		if plan != nil && plan.seen != nil {
+			if !usedSeen {
+				continue // at once: what the failed commit read is current now, not after a backoff
+			}
+			plan = nil // it failed again: back off, then read afresh
+		}
 		if err := sleepBackoff(ctx, p, attempt); err != nil {
 			return err
 		}

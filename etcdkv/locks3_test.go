@@ -1,55 +1,42 @@
 package etcdkv_test
 
 import (
-	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/etcdkv"
 	"github.com/txkv/txkv/internal/conformance"
 )
 
-// countingKV counts the KV requests a client sends (round trips).
-type countingKV struct {
-	clientv3.KV
-	n atomic.Int64
-}
-
-func (c *countingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	c.n.Add(1)
-	return c.KV.Get(ctx, key, opts...)
-}
-
-func (c *countingKV) Txn(ctx context.Context) clientv3.Txn {
-	c.n.Add(1)
-	return c.KV.Txn(ctx)
-}
-
-// NOWAIT is one round trip, granted or refused; a lock granted at once is
-// one round trip too. A range lock elsewhere costs a second one.
-func TestNoWaitRoundTrips(t *testing.T) {
+// openCounted opens a DB over a client whose KV requests (round trips)
+// are counted (countKV, bench_test.go).
+func openCounted(t *testing.T) (*txkv.DB, *countKV) {
 	cli := newClient(t, 0)
-	kv := &countingKV{KV: cli.KV}
+	kv := &countKV{KV: cli.KV}
 	cli.KV = kv
 	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: testPrefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db, kv
+}
+
+// NOWAIT is one round trip, granted or refused; a lock granted at once is
+// one round trip too. A range lock elsewhere costs a second one.
+func TestNoWaitRoundTrips(t *testing.T) {
+	db, kv := openCounted(t)
 	conformance.MustPut(t, db, "k", "v")
 	t1, t2 := begin(t, db, txkv.Optimistic), begin(t, db, txkv.Optimistic)
 	trips := func(what string, want int64, f func() error, wantErr error) {
 		t.Helper()
-		before := kv.n.Load()
+		before := kv.calls.Load()
 		if err := f(); !errors.Is(err, wantErr) {
 			t.Fatalf("%s: %v, want %v", what, err, wantErr)
 		}
-		if got := kv.n.Load() - before; got != want {
+		if got := kv.calls.Load() - before; got != want {
 			t.Fatalf("%s: %d requests, want %d", what, got, want)
 		}
 	}
@@ -163,14 +150,7 @@ func TestLockStats(t *testing.T) {
 // naming the conflicting key, a lock in the way or a lost lock costs no
 // request beyond the commit Txn (explain.go).
 func TestFailedCommitExplainedInOneRequest(t *testing.T) {
-	cli := newClient(t, 0)
-	kv := &countingKV{KV: cli.KV}
-	cli.KV = kv
-	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: testPrefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, kv := openCounted(t)
 	conformance.MustPut(t, db, "x", "0")
 	conformance.MustPut(t, db, "y", "0")
 	conformance.MustPut(t, db, "warm", "0") // the records lease is granted before counting
@@ -182,12 +162,12 @@ func TestFailedCommitExplainedInOneRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	conformance.MustPut(t, db, "x", "changed")
-	before := kv.n.Load()
+	before := kv.calls.Load()
 	var ce *txkv.ConflictError
 	if err := loser.Commit(); !errors.As(err, &ce) || string(ce.Key) != "x" {
 		t.Fatalf("Commit = %v, want a *ConflictError naming x", err)
 	}
-	if got := kv.n.Load() - before; got != 1 {
+	if got := kv.calls.Load() - before; got != 1 {
 		t.Fatalf("a failed commit, explained: %d requests, want 1 (the commit Txn)", got)
 	}
 }
@@ -196,19 +176,12 @@ func TestFailedCommitExplainedInOneRequest(t *testing.T) {
 // failed, and what that commit's Txn read of the compared keys costs it no
 // request: it sees the version it lost to at once (no doomed retry).
 func TestOptimisticRetryReadsWhatTheFailedCommitSaw(t *testing.T) {
-	cli := newClient(t, 0)
-	kv := &countingKV{KV: cli.KV}
-	cli.KV = kv
-	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: testPrefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, kv := openCounted(t)
 	conformance.MustPut(t, db, "x", "0")
 	attempts, retryRequests := 0, int64(-1)
-	err = db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic}, func(tx *txkv.Tx) error {
+	err := db.Update(bg, &txkv.TxOptions{Strategy: txkv.Optimistic}, func(tx *txkv.Tx) error {
 		attempts++
-		before := kv.n.Load()
+		before := kv.calls.Load()
 		v, err := tx.Get([]byte("x"))
 		if err != nil {
 			return err
@@ -217,7 +190,7 @@ func TestOptimisticRetryReadsWhatTheFailedCommitSaw(t *testing.T) {
 		case 1:
 			conformance.MustPut(t, db, "x", "other") // a writer commits between the read and the commit
 		case 2:
-			retryRequests = kv.n.Load() - before
+			retryRequests = kv.calls.Load() - before
 			if string(v) != "other" {
 				t.Errorf("the retry read %q, want the version it lost to", v)
 			}

@@ -93,6 +93,19 @@ func (t *tx) candidates(start, end []byte, n int) (keys [][]byte, more bool, err
 	return keys, resp.More, nil
 }
 
+// appendClaimed reads key, which this transaction has just locked, and
+// appends it to out unless it was deleted meanwhile.
+func (t *tx) appendClaimed(out []txkv.KV, key []byte) ([]txkv.KV, error) {
+	kv, ok, err := t.readClaimed(key)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
 // claimEach locks the candidates one by one (Block or NoWait) and reads
 // them under the lock; a key deleted meanwhile is left out.
 func (t *tx) claimEach(cands [][]byte, limit, have int, p lockmgr.WaitPolicy, timeout time.Duration) ([]txkv.KV, error) {
@@ -104,12 +117,9 @@ func (t *tx) claimEach(cands [][]byte, limit, have int, p lockmgr.WaitPolicy, ti
 		if err := t.lock(newRequest(key, nil, false, lockmgr.Exclusive), p, timeout); err != nil {
 			return nil, err
 		}
-		kv, ok, err := t.readClaimed(key)
-		if err != nil {
+		var err error
+		if out, err = t.appendClaimed(out, key); err != nil {
 			return nil, err
-		}
-		if ok {
-			out = append(out, kv)
 		}
 	}
 	return out, nil
@@ -160,12 +170,8 @@ func (t *tx) claimSkipLocked(cands [][]byte, limit, have int) ([]txkv.KV, error)
 		if err != nil {
 			return nil, err
 		}
-		kv, ok, err := t.readClaimed(key)
-		if err != nil {
+		if out, err = t.appendClaimed(out, key); err != nil {
 			return nil, err
-		}
-		if ok {
-			out = append(out, kv)
 		}
 	}
 	slices.SortFunc(out, func(a, b txkv.KV) int { return bytes.Compare(a.Key, b.Key) })

@@ -70,8 +70,10 @@ func (e *eng) campaignLoop() {
 func (e *eng) lead(sess *concurrency.Session) bool {
 	ctx, cancel := context.WithCancel(e.detCtx)
 	done := make(chan struct{})
-	defer func() { cancel(); <-done }() // cancel first: the goroutine may wait for it
-	go func() {                         // ends the campaign or the leadership with the session
+	// Cancel first: the goroutine may be waiting for it.
+	defer func() { cancel(); <-done }()
+	// End the campaign or the leadership with the session.
+	go func() {
 		defer close(done)
 		select {
 		case <-sess.Done():

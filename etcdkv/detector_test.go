@@ -222,3 +222,30 @@ func TestDetectorSessionRevoked(t *testing.T) {
 	t.Logf("detector %x revoked; %x elected after %v", first, next, time.Since(start))
 	t.Logf("found %v after the cycle formed", twoHandleDeadlock(t, dbs[0], dbs[1]))
 }
+
+// A cycle through two transactions of one handle and one of another: the
+// handle's registry sees only T1 → T2, the detector the whole cycle (every
+// edge of a long wait is published, this handle's too). T3, the youngest,
+// is the victim.
+func TestDeadlockMixedHandles(t *testing.T) {
+	dbs, _ := handles(t, 2, etcdkv.Options{})
+	t1 := begin(t, dbs[0], txkv.Pessimistic)
+	lockIn(t, t1, "a")
+	t2 := begin(t, dbs[0], txkv.Pessimistic)
+	lockIn(t, t2, "b")
+	time.Sleep(2 * time.Millisecond)
+	t3 := begin(t, dbs[1], txkv.Pessimistic)
+	lockIn(t, t3, "c")
+	ch1 := async(getForUpdate(t1, "b"))
+	waitQueued(t, dbs[0], t1)
+	ch2 := async(getForUpdate(t2, "c"))
+	waitQueued(t, dbs[0], t2)
+	formed := time.Now()
+	ch3 := async(getForUpdate(t3, "a"))
+	wantVictim(t, ch3, t3, "a", "b", "c")
+	t.Logf("found %v after the cycle formed", time.Since(formed))
+	wantDone(t, ch2, "T2's GetForUpdate(c)")
+	commit(t, t2)
+	wantDone(t, ch1, "T1's GetForUpdate(b)")
+	commit(t, t1)
+}

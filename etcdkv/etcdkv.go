@@ -54,9 +54,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// DeadlockInterval is how often the detector of deadlocks across
 	// handles reads the wait-for edges, on the one handle elected to run it
-	// (doc.go, "Deadlocks across handles"). Zero: 100 ms. Waits publish
-	// their edges once they last 50 ms, so a deadlock across handles is
-	// found about 50 ms to 50 ms + DeadlockInterval after it formed.
+	// (doc.go, "Deadlocks across handles"). Zero: 100 ms; at least 10 ms.
+	// Waits publish their edges once they last 50 ms, so a deadlock across
+	// handles is found about 50 ms to 50 ms + DeadlockInterval after it
+	// formed.
 	// DeadlockDetectionOff (any negative value): this handle neither
 	// publishes its waits nor stands for election; give every handle of a
 	// database the same setting, since a cycle through a handle that does
@@ -76,6 +77,7 @@ const (
 	DefaultLockTimeout     = 5 * time.Second
 	// DefaultDeadlockInterval is Options.DeadlockInterval's default.
 	DefaultDeadlockInterval = 100 * time.Millisecond
+	minDeadlockInterval     = 10 * time.Millisecond
 	maxKeySize              = 32 << 10
 	// minRecordTTL keeps a record's lease above etcd's minimum lease TTL
 	// (1.5 election timeouts) on any sane configuration.
@@ -172,8 +174,13 @@ func resolveLockOptions(o *Options) error {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
-	if o.DeadlockInterval == 0 {
+	switch {
+	case o.DeadlockInterval == 0:
 		o.DeadlockInterval = DefaultDeadlockInterval
+	case o.DeadlockInterval < 0:
+		o.DeadlockInterval = DeadlockDetectionOff
+	case o.DeadlockInterval < minDeadlockInterval:
+		o.DeadlockInterval = minDeadlockInterval // a round is a round trip: no busy loop
 	}
 	return nil
 }

@@ -34,7 +34,10 @@ func (k keyspace) edgeKey(waiter, holder string) string {
 	return k.waitPrefix() + waiter + "/" + holder
 }
 func (k keyspace) abortKey(waiter string) string { return k.prefix + abortSpace + waiter }
-func (k keyspace) electPrefix() string           { return k.prefix + electSpace }
+
+// electPrefix is the election's prefix without its "/": concurrency.Election
+// adds one, so its keys are prefix + "e/" + lease.
+func (k keyspace) electPrefix() string { return k.prefix + strings.TrimSuffix(electSpace, "/") }
 
 func (k keyspace) dataPrefix() string { return k.prefix + dataSpace }
 

@@ -249,3 +249,41 @@ func TestDeadlockMixedHandles(t *testing.T) {
 	wantDone(t, ch1, "T1's GetForUpdate(b)")
 	commit(t, t1)
 }
+
+// Two Updates deadlock across handles on their first attempts: the
+// younger loses, Update retries it, and both commit.
+func TestDeadlockAcrossHandlesUpdateRetries(t *testing.T) {
+	dbs, _ := handles(t, 2, etcdkv.Options{LockTimeout: txkv.Forever})
+	locked := make(chan struct{}, 2)
+	proceed := make(chan struct{})
+	run := func(db *txkv.DB, mine, other string) func() error {
+		attempts := 0
+		return func() error {
+			return db.Update(bg, &txkv.TxOptions{Strategy: txkv.Pessimistic}, func(tx *txkv.Tx) error {
+				attempts++
+				if _, err := tx.GetForUpdate([]byte(mine)); absentOK(err) != nil {
+					return err
+				}
+				if attempts == 1 {
+					locked <- struct{}{}
+					<-proceed
+				}
+				if _, err := tx.GetForUpdate([]byte(other)); absentOK(err) != nil {
+					return err
+				}
+				return tx.Put([]byte(other), []byte(mine))
+			})
+		}
+	}
+	ch1 := async(run(dbs[0], "x", "y"))
+	<-locked
+	time.Sleep(2 * time.Millisecond) // the second is younger
+	ch2 := async(run(dbs[1], "y", "x"))
+	<-locked
+	close(proceed)
+	wantDone(t, ch1, "the older Update")
+	wantDone(t, ch2, "the younger Update, retried")
+	if d0, d1 := dbs[0].Stats().Deadlocks, dbs[1].Stats().Deadlocks; d0 != 0 || d1 != 1 {
+		t.Fatalf("deadlock victims: %d on the older's handle, %d on the younger's; want 0 and 1", d0, d1)
+	}
+}

@@ -45,23 +45,34 @@ func (e *eng) stopDetector() {
 	e.detWG.Wait()
 }
 
-// campaignLoop campaigns under the handle's current session, again under a
-// new one when it ends (its lease expired): etcd's election then passes to
-// the next candidate, and this handle stands again.
+// campaignLoop campaigns under the handle's current session, again under
+// the next one when it ends (its lease expired): etcd's election then
+// passes to the next candidate, and this handle stands again once a lock
+// request started a new session. It never starts one itself: a grant to an
+// unreachable cluster would hold Close up (Close cancels the handle's
+// context only after revoking the session).
 func (e *eng) campaignLoop() {
 	defer e.detWG.Done()
 	for e.detCtx.Err() == nil {
-		sess, err := e.session()
-		if err != nil {
-			if e.closed.Load() {
-				return
-			}
-			sleepCtx(e.detCtx, campaignRetry)
-			continue
-		}
-		if !e.lead(sess) {
+		sess := e.liveSession()
+		if sess == nil || !e.lead(sess) {
 			sleepCtx(e.detCtx, campaignRetry)
 		}
+	}
+}
+
+// liveSession returns the handle's session if it is live, else nil.
+func (e *eng) liveSession() *concurrency.Session {
+	e.smu.Lock()
+	defer e.smu.Unlock()
+	if e.sess == nil {
+		return nil
+	}
+	select {
+	case <-e.sess.Done():
+		return nil
+	default:
+		return e.sess
 	}
 }
 

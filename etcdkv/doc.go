@@ -333,15 +333,17 @@
 // (keys, modes, who waits for whom); its locks are released as for a local
 // victim, and Update retries it.
 //
-// Failover. The election key is bound to the handle's session lease: if
-// the detector's process dies or loses etcd, its key goes with the lease
+// Failover. The election key is bound to the handle's session lease: if the
+// detector's process dies or loses etcd, its key goes with the lease
 // (within Options.SessionTTL) and the next candidate leads; a handle whose
-// session ended campaigns again under its new one. Detection resumes at
-// the new leader's next round; no state is lost, since the edges are in
-// etcd. Measured in the tests (-race, one member and three): a cycle of
-// two or three handles, or of two processes, is found 70 to 160 ms after it
-// formed; after a Close or a revoked session the next leader is elected
-// within 6 ms (a dead process: within Options.SessionTTL).
+// session ended campaigns again under its next one (which its next lock
+// request starts; the campaign starts none, so that Close never waits for a
+// grant). Detection resumes at the new leader's next round; no state is
+// lost, since the edges are in etcd. Measured in the tests (-race, one
+// member and three): a cycle of two or three handles, or of two processes,
+// is found 70 to 160 ms after it formed; after a Close or a revoked session
+// the next leader is elected within 6 ms (a dead process: within
+// Options.SessionTTL).
 //
 // Costs. Per handle: one election key and a watch on its predecessor's.
 // At the leader: a watch on w/, and one range read of w/ in a round only

@@ -47,11 +47,27 @@ type Options struct {
 	SessionTTL time.Duration
 	// LockTimeout bounds lock waits when neither TxOptions.LockTimeout nor
 	// WaitTimeout says otherwise. Zero: 5 s, as locally. txkv.Forever waits
-	// without a bound: deadlocks between transactions of one handle are
-	// still detected, but not those spanning handles (doc.go), so a finite
-	// bound is the default.
+	// without a bound: deadlocks are still detected, those among one
+	// handle's transactions at once and those spanning handles by the
+	// detector (unless DeadlockInterval is DeadlockDetectionOff), but a
+	// finite bound is the default, as locally.
 	LockTimeout time.Duration
+	// DeadlockInterval is how often the detector of deadlocks across
+	// handles reads the wait-for edges, on the one handle elected to run it
+	// (doc.go, "Deadlocks across handles"). Zero: 100 ms; at least 10 ms.
+	// Waits publish their edges once they last 50 ms, so a deadlock across
+	// handles is found about 50 ms to 50 ms + DeadlockInterval after it
+	// formed.
+	// DeadlockDetectionOff (any negative value): this handle neither
+	// publishes its waits nor stands for election; give every handle of a
+	// database the same setting, since a cycle through a handle that does
+	// not publish is not found (its lock timeouts still end it).
+	DeadlockInterval time.Duration
 }
+
+// DeadlockDetectionOff as Options.DeadlockInterval turns the detection of
+// deadlocks across handles off: they end by lock timeout.
+const DeadlockDetectionOff time.Duration = -1
 
 // Defaults of etcd's server limits.
 const (
@@ -59,7 +75,10 @@ const (
 	DefaultMaxRequestBytes = 3 << 19 // 1.5 MiB
 	DefaultSessionTTL      = 10 * time.Second
 	DefaultLockTimeout     = 5 * time.Second
-	maxKeySize             = 32 << 10
+	// DefaultDeadlockInterval is Options.DeadlockInterval's default.
+	DefaultDeadlockInterval = 100 * time.Millisecond
+	minDeadlockInterval     = 10 * time.Millisecond
+	maxKeySize              = 32 << 10
 	// minRecordTTL keeps a record's lease above etcd's minimum lease TTL
 	// (1.5 election timeouts) on any sane configuration.
 	minRecordTTL = 5 * time.Second
@@ -76,6 +95,7 @@ func Open(cli *clientv3.Client, opts *Options) (*txkv.DB, error) {
 		e.cancel()
 		return nil, err
 	}
+	e.startDetector()
 	return txkv.OpenEngine(e), nil
 }
 
@@ -96,6 +116,12 @@ type eng struct {
 
 	smu  sync.Mutex           // protects sess
 	sess *concurrency.Session // the lease lock entries are bound to; replaced once expired
+
+	// The detector of deadlocks across handles (detector.go).
+	detCtx    context.Context // cancelled by Close before the session's revocation: ends the campaign
+	detCancel context.CancelFunc
+	detWG     sync.WaitGroup // the campaign's goroutine
+	leading   atomic.Bool    // this handle is the elected detector
 }
 
 type counters struct {
@@ -127,8 +153,10 @@ func newEngine(cli *clientv3.Client, opts *Options) (*eng, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &eng{cli: cli, ks: keyspace{prefix: o.Prefix}, opts: o, ctx: ctx, cancel: cancel,
-		reg: registry{txs: map[uint64]*regTx{}}}, nil
+	e := &eng{cli: cli, ks: keyspace{prefix: o.Prefix}, opts: o, ctx: ctx, cancel: cancel,
+		reg: registry{txs: map[uint64]*regTx{}}}
+	e.detCtx, e.detCancel = context.WithCancel(ctx)
+	return e, nil
 }
 
 // resolveLockOptions validates and defaults SessionTTL and LockTimeout.
@@ -145,6 +173,14 @@ func resolveLockOptions(o *Options) error {
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
+	}
+	switch {
+	case o.DeadlockInterval == 0:
+		o.DeadlockInterval = DefaultDeadlockInterval
+	case o.DeadlockInterval < 0:
+		o.DeadlockInterval = DeadlockDetectionOff
+	case o.DeadlockInterval < minDeadlockInterval:
+		o.DeadlockInterval = minDeadlockInterval // a round is a round trip: no busy loop
 	}
 	return nil
 }
@@ -203,12 +239,14 @@ func (e *eng) live() error {
 	return nil
 }
 
-// Close ends watches and waits for them; later calls return ErrClosed.
-// Transactions begun before fail with ErrClosed at their next call.
+// Close resigns the detector's election (if it stands), ends watches and
+// waits for them; later calls return ErrClosed. Transactions begun before
+// fail with ErrClosed at their next call.
 func (e *eng) Close() error {
 	if e.closed.Swap(true) {
 		return txkv.ErrClosed
 	}
+	e.stopDetector()
 	e.closeSession()
 	e.cancel()
 	e.wg.Wait()
@@ -234,10 +272,12 @@ func (e *eng) checkValue(key, value []byte) error {
 // Pessimistic (strict 2PL over etcd lock entries), Hybrid, and Adaptive,
 // which runs as Hybrid (doc.go).
 func (e *eng) Begin(ctx context.Context, opts *txkv.TxOptions) (engine.Tx, error) {
-	return e.begin(ctx, opts, false, nil)
+	return e.begin(ctx, opts, false, nil, time.Now())
 }
 
-func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool, plan *retryPlan) (*tx, error) {
+// begin starts a transaction; born is when its first attempt started (its
+// age, for the choice of a deadlock victim across handles).
+func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool, plan *retryPlan, born time.Time) (*tx, error) {
 	if err := e.live(); err != nil {
 		return nil, err
 	}
@@ -263,6 +303,7 @@ func (e *eng) begin(ctx context.Context, opts *txkv.TxOptions, managed bool, pla
 		return nil, fmt.Errorf("%w: isolation %v", txkv.ErrInvalidOption, o.Isolation)
 	}
 	t := newTx(e, ctx, o, managed)
+	t.born = born
 	if plan != nil && !o.ReadOnly {
 		if err := t.runPlan(plan); err != nil {
 			return nil, err
@@ -286,8 +327,9 @@ func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.T
 	}
 	p := e.retryPolicy(opts)
 	var plan *retryPlan
+	born := time.Now()
 	for attempt := 1; ; attempt++ {
-		next, err := e.attempt(ctx, opts, fn, plan)
+		next, err := e.attempt(ctx, opts, fn, plan, born)
 		if err == nil || !txkv.IsRetryable(err) || attempt >= p.MaxAttempts {
 			return err
 		}
@@ -308,8 +350,8 @@ func (e *eng) Update(ctx context.Context, opts *txkv.TxOptions, fn func(engine.T
 
 // attempt runs one attempt; on failure it also returns the plan of the
 // next one.
-func (e *eng) attempt(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error, plan *retryPlan) (*retryPlan, error) {
-	t, err := e.begin(ctx, opts, true, plan)
+func (e *eng) attempt(ctx context.Context, opts *txkv.TxOptions, fn func(engine.Tx) error, plan *retryPlan, born time.Time) (*retryPlan, error) {
+	t, err := e.begin(ctx, opts, true, plan, born)
 	if err != nil {
 		return plan, err
 	}
@@ -329,7 +371,7 @@ func (e *eng) View(ctx context.Context, fn func(engine.Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", txkv.ErrInvalidOption)
 	}
-	t, err := e.begin(ctx, &txkv.TxOptions{ReadOnly: true}, true, nil)
+	t, err := e.begin(ctx, &txkv.TxOptions{ReadOnly: true}, true, nil, time.Now())
 	if err != nil {
 		return err
 	}

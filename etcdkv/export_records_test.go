@@ -13,5 +13,6 @@ func NewEngine(cli *clientv3.Client, opts *Options) (engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.startDetector()
 	return e, nil
 }

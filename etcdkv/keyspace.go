@@ -15,18 +15,29 @@ import (
 
 // keyspace maps user keys to etcd keys under the DB's prefix (see the
 // diagram in doc.go): data, point lock queues, range lock entries,
-// transaction records (record.go). The wait-for subspace is reserved.
+// transaction records (record.go), wait-for edges and abort markers
+// (waitfor.go), the detector's election (detector.go).
 type keyspace struct{ prefix string }
 
 const (
 	dataSpace  = "d/" // data: prefix + "d/" + user key
 	lockSpace  = "l/" // point lock queues: prefix + "l/" + hex(key) + "/" + mode + "/" + owner
 	rangeSpace = "r/" // range locks: prefix + "r/" + hex(start) + "/" + mode + "/" + owner
-	waitSpace  = "w/" // reserved: wait-for edges
+	waitSpace  = "w/" // wait-for edges: prefix + "w/" + waiter + "/" + holder (waitName)
+	abortSpace = "a/" // abort markers of deadlock victims: prefix + "a/" + waiter
+	electSpace = "e/" // the election of the deadlock detector
 	txnSpace   = "t/" // transaction records: prefix + "t/" + hex(txid)
 )
 
-var _ = waitSpace // reserved
+func (k keyspace) waitPrefix() string { return k.prefix + waitSpace }
+func (k keyspace) edgeKey(waiter, holder string) string {
+	return k.waitPrefix() + waiter + "/" + holder
+}
+func (k keyspace) abortKey(waiter string) string { return k.prefix + abortSpace + waiter }
+
+// electPrefix is the election's prefix without its "/": concurrency.Election
+// adds one, so its keys are prefix + "e/" + lease.
+func (k keyspace) electPrefix() string { return k.prefix + strings.TrimSuffix(electSpace, "/") }
 
 func (k keyspace) dataPrefix() string { return k.prefix + dataSpace }
 

@@ -257,7 +257,7 @@ func (t *tx) tryLock(req *entry, policy lockmgr.WaitPolicy, sess *concurrency.Se
 // in the snapshot ranges since rev, so the rule's answer at rev still
 // holds (the put of a new entry, or the mark of a waiter, which must still
 // exist: mine is its key and CreateRevision).
-func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, mine *entry, rev int64) (bool, int64, error) {
+func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, mine *entry, rev int64, also ...clientv3.Op) (bool, int64, error) {
 	var cmps []clientv3.Cmp
 	for _, r := range ranges {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r[0]).WithRange(r[1]), "<", rev+1))
@@ -265,7 +265,7 @@ func (t *tx) putIfUnchanged(put clientv3.Op, ranges [][2]string, mine *entry, re
 	if mine != nil {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(mine.key), "=", mine.rev))
 	}
-	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(put).Commit()
+	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(append([]clientv3.Op{put}, also...)...).Commit()
 	if err != nil {
 		return false, 0, t.mapErr(err)
 	}
@@ -338,23 +338,12 @@ func (t *tx) waitLock(req *entry, timeout time.Duration, sess *concurrency.Sessi
 // wait is the loop of a queued request: while the rule finds entries in
 // its way, record the wait (finding deadlocks among this handle's
 // transactions), wait for the deletion of the latest of them, and read the
-// queue again. A request that does not get the lock withdraws its entry.
+// queue again. A wait that lasts publishDelay publishes its edges for the
+// detector of deadlocks across handles (waitfor.go). A request that does
+// not get the lock withdraws its entry.
 func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, sess *concurrency.Session) error {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		tm := time.NewTimer(timeout)
-		defer tm.Stop()
-		timer = tm.C
-	}
-	defer t.e.reg.stopWaiting(t.id)
-	start := time.Now()
-	waited := false
-	defer func() {
-		if waited {
-			t.e.stats.lockWaits.Add(1)
-			t.e.stats.lockWaitNanos.Add(int64(time.Since(start)))
-		}
-	}()
+	w := t.newWaiter(timeout)
+	defer w.stop()
 	for {
 		bl := blockers(req, snap)
 		if len(bl) == 0 {
@@ -362,14 +351,8 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			if ok || err != nil {
 				return err
 			}
-			select { // the queue keeps changing: do not outlive the timer or ctx
-			case <-timer:
-				t.withdraw(req)
-				return t.refusal(req, nil, lockmgr.Block, timeout)
-			case <-t.ctx.Done():
-				t.withdraw(req)
-				return t.ctx.Err()
-			default:
+			if err := w.expired(req); err != nil { // the queue keeps changing: do not outlive the timer or ctx
+				return err
 			}
 			if snap, rev, err = t.reread(req); err != nil { // something changed: ask again
 				return err
@@ -377,20 +360,29 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			continue
 		}
 		if err := t.e.reg.waiting(t.id, t.opts.Label, req, bl); err != nil {
-			t.withdraw(req)
-			t.e.stats.deadlocks.Add(1)
-			return t.fail(err)
+			return t.deadlocked(req, err)
 		}
-		waited = true
-		err := t.awaitDelete(latest(bl), rev, timer, sess)
-		if errors.Is(err, errWaitTimedOut) {
+		w.waited = true
+		if err := w.republish(req, bl, sess); err != nil {
+			t.withdraw(req)
+			return err
+		}
+		err := t.awaitDelete(latest(bl), rev, w, sess)
+		switch {
+		case errors.Is(err, errPublish):
+			if err := t.publish(req, bl, sess); err != nil {
+				t.withdraw(req)
+				return err
+			}
+			continue // the same snapshot: the watch starts again from rev
+		case errors.Is(err, errWaitTimedOut):
 			t.withdraw(req)
 			return t.refusal(req, bl, lockmgr.Block, timeout)
-		}
-		if errors.Is(err, errSessionEnded) {
+		case errors.Is(err, errSessionEnded):
 			return t.lost(req)
-		}
-		if err != nil {
+		case errors.Is(err, txkv.ErrDeadlock):
+			return t.deadlocked(req, err)
+		case err != nil:
 			t.withdraw(req)
 			return err
 		}
@@ -398,6 +390,81 @@ func (t *tx) wait(req *entry, snap []entry, rev int64, timeout time.Duration, se
 			return err
 		}
 	}
+}
+
+// errPublish tells wait that its wait lasted publishDelay.
+var errPublish = errors.New("txkv: etcdkv: publish the wait")
+
+// waiter is the state of one wait: its timers and whether it waited.
+type waiter struct {
+	t       *tx
+	start   time.Time
+	timeout time.Duration
+	timer   <-chan time.Time // the lock timeout (nil: Forever)
+	pub     <-chan time.Time // publishDelay (nil: fired, or detection off)
+	stops   []func() bool
+	waited  bool
+}
+
+func (t *tx) newWaiter(timeout time.Duration) *waiter {
+	w := &waiter{t: t, start: time.Now(), timeout: timeout}
+	if timeout > 0 {
+		tm := time.NewTimer(timeout)
+		w.timer, w.stops = tm.C, append(w.stops, tm.Stop)
+	}
+	if t.e.opts.DeadlockInterval > 0 {
+		pt := time.NewTimer(publishDelay)
+		w.pub, w.stops = pt.C, append(w.stops, pt.Stop)
+	}
+	return w
+}
+
+// stop ends the wait: timers, the registry's record, a publication still
+// standing, the statistics.
+func (w *waiter) stop() {
+	for _, s := range w.stops {
+		s()
+	}
+	w.t.e.reg.stopWaiting(w.t.id)
+	w.t.unpublish()
+	if w.waited {
+		w.t.e.stats.lockWaits.Add(1)
+		w.t.e.stats.lockWaitNanos.Add(int64(time.Since(w.start)))
+	}
+}
+
+// expired returns the error of a wait whose timer or ctx ended, withdrawn.
+func (w *waiter) expired(req *entry) error {
+	select {
+	case <-w.timer:
+		w.t.withdraw(req)
+		return w.t.refusal(req, nil, lockmgr.Block, w.timeout)
+	case <-w.t.ctx.Done():
+		w.t.withdraw(req)
+		return w.t.ctx.Err()
+	default:
+		return nil
+	}
+}
+
+// republish updates a standing publication to the blockers read last.
+func (w *waiter) republish(req *entry, bl []entry, sess *concurrency.Session) error {
+	if w.t.pub == nil {
+		return nil
+	}
+	return w.t.publish(req, bl, sess)
+}
+
+// deadlocked ends the wait of a deadlock victim (found here or by the
+// detector): its entry is withdrawn and the transaction fails.
+func (t *tx) deadlocked(req *entry, err error) error {
+	t.withdraw(req)
+	t.e.stats.deadlocks.Add(1)
+	var de *txkv.DeadlockError
+	if errors.As(err, &de) {
+		t.e.reg.setLast(de)
+	}
+	return t.fail(err)
 }
 
 // reread reads the snapshot of a queued request again; a request whose
@@ -537,7 +604,8 @@ func (t *tx) withdrawAll(reqs []*entry) {
 func (t *tx) mark(req *entry, rev int64, sess *concurrency.Session) (bool, error) {
 	req.granted = true
 	put := clientv3.OpPut(req.key, req.value(), clientv3.WithLease(sess.Lease()))
-	ok, _, err := t.putIfUnchanged(put, t.snapRanges(req), req, rev)
+	// The grant deletes the wait's edges: none outlives its wait.
+	ok, _, err := t.putIfUnchanged(put, t.snapRanges(req), req, rev, t.unpublishOps()...)
 	if err != nil || !ok {
 		req.granted = false
 		if err != nil {
@@ -545,6 +613,7 @@ func (t *tx) mark(req *entry, rev int64, sess *concurrency.Session) (bool, error
 		}
 		return false, err
 	}
+	t.endPub()
 	return true, t.granted(req, req.rev)
 }
 
@@ -560,7 +629,8 @@ func latest(bl []entry) *entry {
 }
 
 // awaitDelete waits, in one select, for b's deletion after rev, the
-// timer, the transaction's ctx, the DB's Close and the session's end.
+// timer, the transaction's ctx, the DB's Close, the session's end, the
+// publication delay and the detector's abort marker.
 //
 // The watch starts at the current revision, not at rev+1: etcd serves a
 // watch that starts in the past from its "unsynced" group, which it
@@ -570,10 +640,14 @@ func latest(bl []entry) *entry {
 // watch is created, at revision W, a deletion at or before W is looked for
 // by one Get; one after W the watch reports. Entry keys are never reused,
 // so "absent" means deleted.
-func (t *tx) awaitDelete(b *entry, rev int64, timer <-chan time.Time, sess *concurrency.Session) error {
+func (t *tx) awaitDelete(b *entry, rev int64, w *waiter, sess *concurrency.Session) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(t.ctx))
 	defer cancel()
 	wch := t.e.cli.Watch(wctx, b.key, clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
+	var abort clientv3.WatchChan
+	if t.pub != nil {
+		abort = t.pub.abort
+	}
 	for {
 		select {
 		case wr, ok := <-wch:
@@ -583,7 +657,7 @@ func (t *tx) awaitDelete(b *entry, rev int64, timer <-chan time.Time, sess *conc
 			if wr.Created && wr.Header.Revision > rev && t.gone(b.key) {
 				return t.ctx.Err() // deleted before the watch began: read again
 			}
-		case <-timer:
+		case <-w.timer:
 			return errWaitTimedOut
 		case <-t.ctx.Done():
 			return t.ctx.Err()
@@ -591,6 +665,13 @@ func (t *tx) awaitDelete(b *entry, rev int64, timer <-chan time.Time, sess *conc
 			return txkv.ErrClosed
 		case <-sess.Done():
 			return errSessionEnded
+		case <-w.pub:
+			w.pub = nil
+			return errPublish
+		case wr, ok := <-abort:
+			if err := t.abortEvent(wr, ok); err != nil || t.pub.abort == nil {
+				return err // the victim; or the watch broke: read again, publish again
+			}
 		}
 	}
 }
@@ -613,10 +694,13 @@ func (t *tx) readSnap(req *entry) ([]entry, int64, error) {
 
 // withdraw deletes the entry of a request that did not get the lock, with
 // its own deadline: the transaction's ctx may be what ended the wait.
+// The wait's edges go in the same request.
 func (t *tx) withdraw(req *entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 	defer cancel()
-	t.e.cli.Delete(ctx, req.key) // on failure the lease removes it within the TTL
+	ops := append([]clientv3.Op{clientv3.OpDelete(req.key)}, t.unpublishOps()...)
+	t.e.cli.Txn(ctx).Then(ops...).Commit() // on failure the lease removes them within the TTL
+	t.endPub()
 }
 
 // granted records req, put at rev, as held.

@@ -13,9 +13,9 @@ import (
 
 // registry is the handle's own view of its transactions' locks: what each
 // holds and what it waits for. It answers Locks without a round trip and
-// finds deadlocks among this handle's transactions; waits on other
-// handles' transactions are not in it (doc.go: deadlocks across handles
-// end by lock timeout).
+// finds deadlocks among this handle's transactions at once; waits on
+// other handles' transactions are not in it (the detector finds those
+// cycles: detector.go).
 type registry struct {
 	mu   sync.Mutex // protects txs and last
 	txs  map[uint64]*regTx
@@ -181,6 +181,13 @@ func (r *registry) locks() []lockmgr.LockInfo {
 		return cmp.Compare(a.TxID, b.TxID)
 	})
 	return out
+}
+
+// setLast records a deadlock this handle's transaction lost.
+func (r *registry) setLast(de *txkv.DeadlockError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = de
 }
 
 func (r *registry) lastDeadlock() *txkv.DeadlockError {

@@ -36,6 +36,8 @@ type tx struct {
 	locking     bool          // strict two-phase locking (Pessimistic, a Hybrid retry)
 	lockTimeout time.Duration // the default bound of lock waits (the one convention)
 	locks       lockState
+	born        time.Time // its first attempt's start: the youngest is the victim across handles
+	pub         *waitPub  // the current wait's published edges (waitfor.go), if any
 
 	snap   int64            // S; 0 until the first read
 	reads  map[string]int64 // etcd key → ModRevision seen at S (0: absent)

@@ -46,6 +46,7 @@ func TestSimpleWriteSkewSerialOrders(t *testing.T) {
 	conformance.SimpleWriteSkewSerialOrders(t, local)
 }
 func TestPhantom(t *testing.T)           { conformance.Phantom(t, local) }
+func TestPhantomDelete(t *testing.T)     { conformance.PhantomDelete(t, local) }
 func TestDirtyWrite(t *testing.T)        { conformance.DirtyWrite(t, local) }
 func TestDirtyRead(t *testing.T)         { conformance.DirtyRead(t, local) }
 func TestReadSkew(t *testing.T)          { conformance.ReadSkew(t, local) }

@@ -541,3 +541,64 @@ func (tg Target) testPhantom(t *testing.T, m mode) {
 	}
 	WantValue(t, db, "item/2", "phantom")
 }
+
+func PhantomDelete(t *testing.T, tg Target) { tg.forModes(t, tg.modes(), tg.testPhantomDelete) }
+
+// The delete half of the phantom: T1 scans a range; T2 deletes a key T1
+// saw there and commits; T1 scans again and commits a summary of what it
+// read. T1 keeps seeing the key it saw. Under Serializable the history must
+// stay serializable: optimistically T1's commit fails (a range check
+// cannot see a deleted key, so every key a scan saw is validated too —
+// etcdkv compares each); under strict 2PL T2's delete waits for T1.
+func (tg Target) testPhantomDelete(t *testing.T, m mode) {
+	db := tg.Open(t)
+	MustPut(t, db, "item/1", "x")
+	MustPut(t, db, "item/3", "x")
+	const lo, hi = "item/", "item0"
+	sc := NewSched(t, db)
+	t1, t2 := sc.Begin("T1", m.TxOptions()), sc.Begin("T2", m.TxOptions())
+	var first, second []string
+	scanInto := func(dst *[]string) func(*txkv.Tx) error {
+		return func(tx *txkv.Tx) error {
+			return tx.Scan([]byte(lo), []byte(hi), func(k, _ []byte) error {
+				*dst = append(*dst, string(k))
+				return nil
+			})
+		}
+	}
+	t1.Do("scan", scanInto(&first))
+	t2.Do("delete", func(tx *txkv.Tx) error { return tx.Delete([]byte("item/3")) })
+	t2.Commit()
+	t1.Do("rescan", scanInto(&second))
+	t1.Do("summarize", func(tx *txkv.Tx) error {
+		return tx.Put([]byte("summary"), []byte(strconv.Itoa(len(first))))
+	})
+	t1.Commit()
+	sc.Finish()
+
+	if !slices.Equal(first, []string{"item/1", "item/3"}) || !slices.Equal(first, second) {
+		t.Fatalf("T1 scanned %v then %v: a key vanished inside the transaction", first, second)
+	}
+	strict2PL := m.Strategy == txkv.Pessimistic && m.Serializable()
+	switch {
+	case strict2PL:
+		if !t2.BlockedIn("delete") {
+			t.Fatal("T2's delete in T1's scanned range did not block under strict 2PL")
+		}
+		if !t1.Committed() || !t2.Committed() {
+			t.Fatalf("T1 %v, T2 %v: both must commit, T2 after T1", t1.Failure(), t2.Failure())
+		}
+	case m.Serializable():
+		if !t2.Committed() {
+			t.Fatalf("T2 (the deleter) failed: %v", t2.Failure())
+		}
+		var ce *txkv.ConflictError
+		if err := t1.Err("commit"); !errors.As(err, &ce) {
+			t.Fatalf("T1 commit after a delete in its scanned range = %v, want a *ConflictError", err)
+		}
+		WantAbsent(t, db, "summary")
+	default:
+		wantAllCommitted(t, t1, t2) // Snapshot: T1 before T2 explains it
+	}
+	WantAbsent(t, db, "item/3")
+}

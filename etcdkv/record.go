@@ -55,7 +55,7 @@ type record struct {
 // between TTL/2 and TTL, then etcd deletes it with its lease. No goroutine,
 // one LeaseGrant per TTL/2 per handle.
 type recordLeases struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // protects id and granted
 	id      clientv3.LeaseID
 	granted time.Time // before the grant was sent: the lease lives past granted+TTL
 }

@@ -212,14 +212,21 @@ func openWith(t testing.TB, n int, o etcdkv.Options) []*txkv.DB {
 	o.Prefix = testPrefix(t)
 	dbs := make([]*txkv.DB, n)
 	for i := range dbs {
-		db, err := etcdkv.Open(newClient(t, i), &o)
-		if err != nil {
-			t.Fatalf("etcdkv.Open: %v", err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
+		dbs[i] = openHandle(t, i, o)
 	}
 	return dbs
+}
+
+// openHandle opens a handle with o over a client of member i (mod the
+// cluster's size), closed at the end of the test.
+func openHandle(t testing.TB, i int, o etcdkv.Options) *txkv.DB {
+	t.Helper()
+	db, err := etcdkv.Open(newClient(t, i), &o)
+	if err != nil {
+		t.Fatalf("etcdkv.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func open1(t testing.TB) *txkv.DB { return openN(t, 1)[0] }

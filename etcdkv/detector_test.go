@@ -24,12 +24,7 @@ func handles(t *testing.T, n int, o etcdkv.Options) ([]*txkv.DB, string) {
 	o.Prefix = testPrefix(t)
 	dbs := make([]*txkv.DB, n)
 	for i := range dbs {
-		db, err := etcdkv.Open(newClient(t, i), &o)
-		if err != nil {
-			t.Fatalf("etcdkv.Open: %v", err)
-		}
-		t.Cleanup(func() { db.Close() })
-		dbs[i] = db
+		dbs[i] = openHandle(t, i, o)
 		if i == 0 && o.DeadlockInterval >= 0 {
 			detectorLease(t, newClient(t, 0), o.Prefix, 0)
 		}
@@ -196,31 +191,31 @@ func TestDeadlockDetectionOff(t *testing.T) {
 // The detector's handle closed: another handle is elected and finds the
 // next deadlock.
 func TestDetectorHandleClosed(t *testing.T) {
-	dbs, prefix := handles(t, 3, etcdkv.Options{})
-	cli := newClient(t, 0)
-	first := detectorLease(t, cli, prefix, 0)
-	if err := dbs[0].Close(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	next := detectorLease(t, cli, prefix, first)
-	t.Logf("detector %x closed; %x elected after %v", first, next, time.Since(start))
-	t.Logf("found %v after the cycle formed", twoHandleDeadlock(t, dbs[1], dbs[2]))
+	failover(t, 3, "closed", func(dbs []*txkv.DB, _ *clientv3.Client, _ int64) error { return dbs[0].Close() })
 }
 
 // The detector's session revoked (its process lost etcd): another handle
 // is elected, and the old one stands again under a new session.
 func TestDetectorSessionRevoked(t *testing.T) {
-	dbs, prefix := handles(t, 2, etcdkv.Options{})
+	failover(t, 2, "revoked", func(_ []*txkv.DB, cli *clientv3.Client, lease int64) error {
+		_, err := cli.Revoke(bg, clientv3.LeaseID(lease))
+		return err
+	})
+}
+
+// failover opens n handles, ends the detector's leadership with end, waits
+// for the next leader and has the last two handles deadlock.
+func failover(t *testing.T, n int, how string, end func(dbs []*txkv.DB, cli *clientv3.Client, lease int64) error) {
+	dbs, prefix := handles(t, n, etcdkv.Options{})
 	cli := newClient(t, 0)
 	first := detectorLease(t, cli, prefix, 0)
-	if _, err := cli.Revoke(bg, clientv3.LeaseID(first)); err != nil {
+	if err := end(dbs, cli, first); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	next := detectorLease(t, cli, prefix, first)
-	t.Logf("detector %x revoked; %x elected after %v", first, next, time.Since(start))
-	t.Logf("found %v after the cycle formed", twoHandleDeadlock(t, dbs[0], dbs[1]))
+	t.Logf("detector %x %s; %x elected after %v", first, how, next, time.Since(start))
+	t.Logf("found %v after the cycle formed", twoHandleDeadlock(t, dbs[n-2], dbs[n-1]))
 }
 
 // A cycle through two transactions of one handle and one of another: the

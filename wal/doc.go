@@ -86,7 +86,23 @@
 // There is no timer. bbolt's DB.Batch waits up to MaxBatchDelay (10 ms) hoping more callers
 // arrive; here the fsync of one batch is the waiting time of the next, so under load batches
 // grow by themselves (with 64 committers, tens of records per fsync), and a lone committer
-// pays one commit's latency and not a timer's. This is the shape of PostgreSQL's WAL flush
+// pays one commit's latency and not a timer's.
+//
+// One refinement, under SyncAlways only: committers in a closed loop (each waits for its
+// commit, then starts the next transaction) split into two groups that alternate — those
+// released by batch k run their next transaction while the others' batch k+1 is being
+// synced, then queue behind it — so each waits out two fsync pairs per commit and a batch
+// holds half of them. So when a batch ends the writer notes how many records it expects next
+// (those queued plus those it released) and, before taking the next batch, yields while they
+// come back: until all are queued, or none arrived for an eighth of the last batch's write
+// time, or half of that time has passed. A lone committer is expected alone and never waits;
+// one that does not come back costs at most one gap. Without fsync a batch's write is CPU
+// work of its own and spinning would take the CPU the committers need, so the writer does
+// not wait there. Stats.Gathers counts the batches held back. Measured (bench/peers, bank of
+// 10,000 accounts, 16 goroutines, fsync): 9.7 → 15 records per batch.
+//
+//	batch k syncs ──► release A ──► [B queued]  A runs its next transaction ──► [B A] ──► batch k+1
+//	                                 (without the wait: batch k+1 = [B], and A waits for k+2) This is the shape of PostgreSQL's WAL flush
 // (a backend that finds WALWriteLock taken waits, then finds its record already flushed by
 // the holder) and of pebble's LogWriter, whose flush loop syncs whatever accumulated while
 // the previous sync ran.

@@ -34,7 +34,9 @@ type Log struct {
 		idle     bool // the writer is waiting on wake
 	}
 	wake chan struct{} // capacity 1: an append tells an idle writer there is work
-	done chan struct{} // closed when the writer goroutine has exited
+	// queueLen mirrors len(mu.queue), for the writer's gather (writer.go) to poll without mu.
+	queueLen atomic.Int64
+	done     chan struct{} // closed when the writer goroutine has exited
 
 	// ckptMu serializes Checkpoint calls with each other (bbolt serializes them with the
 	// writer) so that the checkpoint ts only moves forward.
@@ -56,6 +58,7 @@ type Log struct {
 		checkpointTxns                                atomic.Uint64
 		steppedCheckpoints                            atomic.Uint64
 		maxBatch                                      atomic.Uint64
+		gathers                                       atomic.Uint64
 	}
 }
 
@@ -105,7 +108,10 @@ type Stats struct {
 	// (see "A checkpoint in steps" in doc.go).
 	SteppedCheckpoints uint64
 	MaxBatch           uint64 // the largest batch written
-	LogBytes           int64  // as LogBytes()
+	// Gathers counts the batches the writer held back for committers the batch before
+	// released (SyncAlways only; see gather in writer.go).
+	Gathers  uint64
+	LogBytes int64 // as LogBytes()
 	// Queued is the number of records enqueued and not yet taken into a batch: they wait
 	// for the batch being written (if any) to finish.
 	Queued int
@@ -131,6 +137,7 @@ func (l *Log) Stats() Stats {
 
 		SteppedCheckpoints: l.stats.steppedCheckpoints.Load(),
 		MaxBatch:           l.stats.maxBatch.Load(),
+		Gathers:            l.stats.gathers.Load(),
 		LogBytes:           l.logBytes.Load(),
 	}
 	if l.opts.Sync == SyncAlways {

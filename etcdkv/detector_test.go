@@ -282,3 +282,20 @@ func TestDeadlockAcrossHandlesUpdateRetries(t *testing.T) {
 		t.Fatalf("deadlock victims: %d on the older's handle, %d on the younger's; want 0 and 1", d0, d1)
 	}
 }
+
+// TestAbortMarkerBeforeTheWatch: the abort watch starts at the current
+// revision, so a marker the detector put between the wait's first
+// publication and the watch's start is found by one read when the watch
+// reports it was created; a marker older than the publication (a leftover)
+// is not taken for this wait's.
+func TestAbortMarkerBeforeTheWatch(t *testing.T) {
+	cli := newClient(t, 0)
+	err := etcdkv.AbortMarkerAroundPublication(cli, testPrefix(t), false)
+	var de *txkv.DeadlockError
+	if !errors.As(err, &de) || len(de.Cycle) != 2 {
+		t.Fatalf("marker after the publication: %v, want a *DeadlockError with a 2-edge cycle", err)
+	}
+	if err := etcdkv.AbortMarkerAroundPublication(cli, testPrefix(t), true); err != nil {
+		t.Fatalf("marker before the publication: %v, want nil", err)
+	}
+}

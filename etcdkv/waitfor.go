@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -148,13 +149,18 @@ func (t *tx) publish(req *entry, bl []entry, sess *concurrency.Session) error {
 	return nil
 }
 
-// watchAbort watches the abort marker from the first publication on: no
-// marker can predate it (the detector puts one only while the edges exist).
+// watchAbort watches the abort marker. No marker can predate the first
+// publication (the detector puts one only while the edges exist), so one
+// put after pub.rev is what counts. The watch starts at the current
+// revision, not at pub.rev+1, for the reason awaitDelete gives (a watch
+// from the past waits for etcd's 100 ms resync); a marker put between
+// pub.rev and the watch's start is found by one Get when the watch reports
+// it was created (abortEvent).
 func (t *tx) watchAbort() {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(t.ctx))
 	t.pub.cancel = cancel
-	t.pub.abort = t.e.cli.Watch(ctx, t.e.ks.abortKey(t.pub.name), clientv3.WithRev(t.pub.rev+1),
-		clientv3.WithFilterDelete())
+	t.pub.abort = t.e.cli.Watch(ctx, t.e.ks.abortKey(t.pub.name), clientv3.WithFilterDelete(),
+		clientv3.WithCreatedNotify())
 }
 
 // unpublishOps delete the published edges and the abort marker: they join
@@ -192,21 +198,51 @@ func (t *tx) unpublish() {
 
 // abortEvent reads the abort watch's response: the *DeadlockError if the
 // marker was put; nil if the watch broke (it is started again at the next
-// publication).
+// publication) or no marker is there yet. When the watch reports it was
+// created at a revision past the first publication, the marker is read
+// once: it may have been put in between.
 func (t *tx) abortEvent(wr clientv3.WatchResponse, ok bool) error {
 	if !ok || wr.Err() != nil {
-		t.pub.cancel()
-		t.pub.abort = nil
-		t.pub.holders = nil // republish, which restarts the watch
+		t.watchBroke()
 		return nil
 	}
+	kvs := make([]*mvccpb.KeyValue, 0, len(wr.Events))
 	for _, ev := range wr.Events {
+		kvs = append(kvs, ev.Kv)
+	}
+	if wr.Created && wr.Header.GetRevision() > t.pub.rev {
+		kv, err := t.markerSince(t.pub.rev)
+		if err != nil {
+			t.watchBroke()
+			return nil
+		}
+		if kv != nil {
+			kvs = append(kvs, kv)
+		}
+	}
+	for _, kv := range kvs {
 		var cycle []markEdge
-		if json.Unmarshal(ev.Kv.Value, &cycle) == nil && len(cycle) > 0 {
+		if json.Unmarshal(kv.Value, &cycle) == nil && len(cycle) > 0 {
 			return t.crossDeadlock(cycle)
 		}
 	}
 	return nil
+}
+
+// watchBroke ends the abort watch; the next publication starts it again.
+func (t *tx) watchBroke() {
+	t.pub.cancel()
+	t.pub.abort = nil
+	t.pub.holders = nil // republish, which restarts the watch
+}
+
+// markerSince returns the abort marker if it was put after rev, else nil.
+func (t *tx) markerSince(rev int64) (*mvccpb.KeyValue, error) {
+	resp, err := t.e.cli.Get(t.ctx, t.e.ks.abortKey(t.pub.name))
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision <= rev {
+		return nil, err
+	}
+	return resp.Kvs[0], nil
 }
 
 // crossDeadlock is the *DeadlockError of a victim chosen by the detector.

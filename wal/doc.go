@@ -86,7 +86,10 @@
 // There is no timer. bbolt's DB.Batch waits up to MaxBatchDelay (10 ms) hoping more callers
 // arrive; here the fsync of one batch is the waiting time of the next, so under load batches
 // grow by themselves (with 64 committers, tens of records per fsync), and a lone committer
-// pays one commit's latency and not a timer's.
+// pays one commit's latency and not a timer's. This is the shape of PostgreSQL's WAL flush
+// (a backend that finds WALWriteLock taken waits, then finds its record already flushed by
+// the holder) and of pebble's LogWriter, whose flush loop syncs whatever accumulated while
+// the previous sync ran.
 //
 // One refinement, under SyncAlways only: committers in a closed loop (each waits for its
 // commit, then starts the next transaction) split into two groups that alternate — those
@@ -102,10 +105,7 @@
 // 10,000 accounts, 16 goroutines, fsync): 9.7 → 15 records per batch.
 //
 //	batch k syncs ──► release A ──► [B queued]  A runs its next transaction ──► [B A] ──► batch k+1
-//	                                 (without the wait: batch k+1 = [B], and A waits for k+2) This is the shape of PostgreSQL's WAL flush
-// (a backend that finds WALWriteLock taken waits, then finds its record already flushed by
-// the holder) and of pebble's LogWriter, whose flush loop syncs whatever accumulated while
-// the previous sync ran.
+//	                                 (without the wait: batch k+1 = [B], and A waits for k+2)
 //
 // Each waiter receives exactly one result on its own channel. Requests (encode buffer and
 // channel) are pooled, so a steady-state Append does not allocate.

@@ -134,10 +134,16 @@
 // TTL/2; no goroutine. Records live under t/, outside the data subspace:
 // Watch and scans never see them.
 //
-// Single-key operations are single requests: Get, Put, Delete;
-// CompareAndSwap is one Txn (If Value == old, or CreateRevision == 0 for
-// absent); Increment is one conditional Txn per attempt (If ModRevision ==
-// read). Watch is etcd's Watch from a revision: Version is the ModRevision,
+// Get is one linearizable read. The single-key writes (Put, Delete,
+// CompareAndSwap, Increment) are one-key Optimistic transactions, as
+// locally: their commit Txn compares that no other transaction's lock entry
+// is on the key — so a Pessimistic transaction's exclusive lock holds them
+// off until it commits, where a bare etcd Put would have been overwritten
+// by its commit (a lost update) — and carries a transaction record, so an
+// ambiguous one is resolved like any commit. Put and Delete are one Txn
+// when no lock is in the way; CompareAndSwap and Increment read, then
+// commit (If ModRevision == read), and are retried on a conflict. Watch is
+// etcd's Watch from a revision: Version is the ModRevision,
 // a compacted revision ends the stream with txkv.ErrCompacted.
 //
 // # Limits
@@ -373,7 +379,5 @@
 // skew between machines can make an older transaction the victim (still one
 // victim, still a real cycle). Checkpoint, Verify and WriteWaitForGraph on
 // the DB fail with an error wrapping txkv.ErrNotSupported; HotKeys reports
-// nothing. Nothing falls back silently to something weaker. Single-key
-// writes (Put, Delete, CompareAndSwap, Increment) have no record: an
-// ambiguous one is returned as the client's error.
+// nothing. Nothing falls back silently to something weaker.
 package etcdkv

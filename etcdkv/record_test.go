@@ -2,6 +2,7 @@ package etcdkv_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"sync"
@@ -232,6 +233,14 @@ func TestAmbiguousCommitExactlyOnce(t *testing.T) {
 			}
 			if n := f.counter(t, "n"); n != 2 {
 				t.Fatalf("counter = %d after two increments, want 2", n)
+			}
+			// So does a single-key write: Increment is a one-key transaction.
+			f.kv.setPlan(c.plan...)
+			if n, err := f.db.Increment(bg, []byte("c"), 1); n != 1 || err != nil {
+				t.Fatalf("Increment = %d, %v; want 1", n, err)
+			}
+			if v, err := f.db.Get(bg, []byte("c")); err != nil || binary.BigEndian.Uint64(v) != 1 {
+				t.Fatalf("counter c = %x, %v after one Increment, want 1", v, err)
 			}
 		})
 	}

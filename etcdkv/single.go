@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
+	"math"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -13,8 +15,17 @@ import (
 	"github.com/txkv/txkv/engine"
 )
 
-// The single-key operations: each is one etcd request (Increment: one
-// conditional Txn per attempt), linearizable.
+// The single-key operations. Get is one linearizable etcd read. The writes
+// are one-key transactions, as locally (txn/single.go), so that they keep
+// the promises every commit keeps: their commit Txn compares that no other
+// transaction's lock entry is on the key (a Pessimistic transaction's lock
+// holds them off: they queue behind it and apply after its commit, where a
+// bare etcd Put would have been overwritten by it, a lost update), and it
+// carries a transaction record, so an ambiguous failure is resolved rather
+// than returned (or, worse for Increment, retried by the caller and applied
+// twice). A Put or Delete is one commit Txn when no lock is in the way;
+// CompareAndSwap and Increment read first (two round trips) and are retried
+// on a conflict.
 
 func (e *eng) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := e.live(); err != nil {
@@ -33,93 +44,77 @@ func (e *eng) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return resp.Kvs[0].Value, nil
 }
 
+// singleKeyOpts runs the one-key transactions: Optimistic, and retried
+// for as long as contention lasts (bounded by ctx), as the bare conditional
+// loop they replace was.
+var singleKeyOpts = &txkv.TxOptions{Strategy: txkv.Optimistic, Label: "single-key",
+	Retry: &txkv.RetryPolicy{MaxAttempts: 10_000}}
+
 func (e *eng) Put(ctx context.Context, key, value []byte) error {
-	if err := e.live(); err != nil {
-		return err
-	}
-	if err := e.checkKey(key); err != nil {
-		return err
-	}
-	if err := e.checkValue(key, value); err != nil {
-		return err
-	}
-	_, err := e.cli.Put(ctx, e.ks.data(key), string(value))
-	return e.mapErr(err)
+	return e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error { return tx.Put(key, value) })
 }
 
 func (e *eng) Delete(ctx context.Context, key []byte) error {
-	if err := e.live(); err != nil {
-		return err
-	}
-	if err := e.checkKey(key); err != nil {
-		return err
-	}
-	_, err := e.cli.Delete(ctx, e.ks.data(key))
-	return e.mapErr(err)
+	return e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error { return tx.Delete(key) })
 }
 
-// CompareAndSwap is one Txn: If Value(k) == old (old nil: CreateRevision
-// == 0, absent) Then Put(new) (new nil: Delete).
+// CompareAndSwap sets key to new if its value is old (old nil: the key is
+// absent); new nil deletes it.
 func (e *eng) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, error) {
-	if err := e.live(); err != nil {
-		return false, err
-	}
-	if err := e.checkKey(key); err != nil {
-		return false, err
-	}
-	if err := e.checkValue(key, new); err != nil {
-		return false, err
-	}
-	k := e.ks.data(key)
-	cmp := clientv3.Compare(clientv3.Value(k), "=", string(old))
-	if old == nil {
-		cmp = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
-	}
-	op := clientv3.OpPut(k, string(new))
-	if new == nil {
-		op = clientv3.OpDelete(k)
-	}
-	resp, err := e.cli.Txn(ctx).If(cmp).Then(op).Commit()
-	if err != nil {
-		return false, e.mapErr(err)
-	}
-	return resp.Succeeded, nil
+	swapped := false
+	err := e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error {
+		swapped = false
+		cur, err := tx.Get(key)
+		switch {
+		case errors.Is(err, txkv.ErrNotFound):
+			if old != nil {
+				return nil
+			}
+		case err != nil:
+			return err
+		case old == nil || !bytes.Equal(cur, old):
+			return nil
+		}
+		swapped = true
+		if new == nil {
+			return tx.Delete(key)
+		}
+		return tx.Put(key, new)
+	})
+	return swapped && err == nil, err
 }
 
-// Increment reads the counter and writes it back If ModRevision(k) is
-// still what it read, again until that holds.
+// Increment adds delta to the counter at key (8 bytes, big-endian; absent
+// is 0) and returns the new value; a sum past int64 is refused, as locally.
 func (e *eng) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
-	if err := e.live(); err != nil {
-		return 0, err
-	}
-	if err := e.checkKey(key); err != nil {
-		return 0, err
-	}
-	k := e.ks.data(key)
-	for {
-		resp, err := e.cli.Get(ctx, k)
+	var next int64
+	err := e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error {
+		cur, err := tx.Get(key)
+		if err != nil && !errors.Is(err, txkv.ErrNotFound) {
+			return err
+		}
+		old, err := decodeCounter(key, cur)
 		if err != nil {
-			return 0, e.mapErr(err)
+			return err
 		}
-		var cur, rev int64
-		if len(resp.Kvs) > 0 {
-			kv := resp.Kvs[0]
-			if len(kv.Value) != 8 {
-				return 0, fmt.Errorf("%w: key %q holds %d bytes", txkv.ErrNotCounter, key, len(kv.Value))
-			}
-			cur, rev = int64(binary.BigEndian.Uint64(kv.Value)), kv.ModRevision
+		if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
+			return fmt.Errorf("txkv: Increment of %q overflows int64 (%d%+d)", key, old, delta)
 		}
-		next := cur + delta
-		val := binary.BigEndian.AppendUint64(nil, uint64(next))
-		tr, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
-			Then(clientv3.OpPut(k, string(val))).Commit()
-		if err != nil {
-			return 0, e.mapErr(err)
-		}
-		if tr.Succeeded {
-			return next, nil
-		}
+		next = old + delta
+		return tx.Put(key, binary.BigEndian.AppendUint64(nil, uint64(next)))
+	})
+	return next, err
+}
+
+// decodeCounter reads a counter; nil (absent) is 0.
+func decodeCounter(key, b []byte) (int64, error) {
+	switch {
+	case b == nil:
+		return 0, nil
+	case len(b) == 8:
+		return int64(binary.BigEndian.Uint64(b)), nil
 	}
+	return 0, fmt.Errorf("%w: key %q holds %d bytes", txkv.ErrNotCounter, key, len(b))
 }
 
 // Watch streams committed writes under prefix from etcd's Watch: Version is

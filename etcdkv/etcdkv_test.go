@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -40,6 +41,12 @@ func TestSingleKeyOps(t *testing.T) {
 	}
 	if n, err := db.Increment(bg, []byte("n"), -2); n != 3 || err != nil {
 		t.Fatalf("Increment = %d, %v", n, err)
+	}
+	if n, err := db.Increment(bg, []byte("n"), math.MaxInt64); err == nil || !strings.Contains(err.Error(), "overflows int64") {
+		t.Fatalf("Increment past int64 = %d, %v; want an overflow error", n, err)
+	}
+	if n, err := db.Increment(bg, []byte("n"), 0); n != 3 || err != nil {
+		t.Fatalf("after the refused overflow: %d, %v; want 3", n, err)
 	}
 	if err := db.Put(bg, k, []byte("xyz")); err != nil {
 		t.Fatal(err)

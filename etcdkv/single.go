@@ -3,16 +3,14 @@ package etcdkv
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"iter"
-	"math"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/txkv/txkv"
 	"github.com/txkv/txkv/engine"
+	"github.com/txkv/txkv/txn"
 )
 
 // The single-key operations. Get is one linearizable etcd read. The writes
@@ -59,62 +57,29 @@ func (e *eng) Delete(ctx context.Context, key []byte) error {
 }
 
 // CompareAndSwap sets key to new if its value is old (old nil: the key is
-// absent); new nil deletes it.
+// absent); new nil deletes it. The attempt is the local engine's
+// (txn.SwapIn), reading from the snapshot.
 func (e *eng) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, error) {
 	swapped := false
 	err := e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error {
-		swapped = false
-		cur, err := tx.Get(key)
-		switch {
-		case errors.Is(err, txkv.ErrNotFound):
-			if old != nil {
-				return nil
-			}
-		case err != nil:
-			return err
-		case old == nil || !bytes.Equal(cur, old):
-			return nil
-		}
-		swapped = true
-		if new == nil {
-			return tx.Delete(key)
-		}
-		return tx.Put(key, new)
+		var err error
+		swapped, err = txn.SwapIn(tx, tx.Get, key, old, new)
+		return err
 	})
 	return swapped && err == nil, err
 }
 
 // Increment adds delta to the counter at key (8 bytes, big-endian; absent
-// is 0) and returns the new value; a sum past int64 is refused, as locally.
+// is 0) and returns the new value; the attempt is the local engine's
+// (txn.IncrementIn): a sum past int64 is refused.
 func (e *eng) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
-	var next int64
+	var n int64
 	err := e.Update(ctx, singleKeyOpts, func(tx engine.Tx) error {
-		cur, err := tx.Get(key)
-		if err != nil && !errors.Is(err, txkv.ErrNotFound) {
-			return err
-		}
-		old, err := decodeCounter(key, cur)
-		if err != nil {
-			return err
-		}
-		if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
-			return fmt.Errorf("txkv: Increment of %q overflows int64 (%d%+d)", key, old, delta)
-		}
-		next = old + delta
-		return tx.Put(key, binary.BigEndian.AppendUint64(nil, uint64(next)))
+		var err error
+		n, err = txn.IncrementIn(tx, tx.Get, key, delta)
+		return err
 	})
-	return next, err
-}
-
-// decodeCounter reads a counter; nil (absent) is 0.
-func decodeCounter(key, b []byte) (int64, error) {
-	switch {
-	case b == nil:
-		return 0, nil
-	case len(b) == 8:
-		return int64(binary.BigEndian.Uint64(b)), nil
-	}
-	return 0, fmt.Errorf("%w: key %q holds %d bytes", txkv.ErrNotCounter, key, len(b))
+	return n, err
 }
 
 // Watch streams committed writes under prefix from etcd's Watch: Version is

@@ -60,23 +60,9 @@ func (db *DB) Delete(ctx context.Context, key []byte) error {
 func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, error) {
 	swapped := false
 	err := db.Update(ctx, db.singleKey(), func(tx *Tx) error {
-		swapped = false
-		cur, err := readForRMW(tx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			if old != nil {
-				return nil
-			}
-		case err != nil:
-			return err
-		case old == nil || !bytes.Equal(cur, old):
-			return nil
-		}
-		swapped = true
-		if new == nil {
-			return tx.Delete(key)
-		}
-		return tx.Put(key, new)
+		var err error
+		swapped, err = SwapIn(tx, func(k []byte) ([]byte, error) { return readForRMW(tx, k) }, key, old, new)
+		return err
 	})
 	return swapped && err == nil, err
 }
@@ -87,21 +73,56 @@ func (db *DB) CompareAndSwap(ctx context.Context, key, old, new []byte) (bool, e
 func (db *DB) Increment(ctx context.Context, key []byte, delta int64) (int64, error) {
 	var n int64
 	err := db.Update(ctx, db.singleKey(), func(tx *Tx) error {
-		cur, err := readForRMW(tx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		old, err := DecodeCounter(cur)
-		if err != nil {
-			return err
-		}
-		if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
-			return fmt.Errorf("txkv: Increment of %q overflows int64 (%d%+d)", key, old, delta)
-		}
-		n = old + delta
-		return tx.Put(key, EncodeCounter(n))
+		var err error
+		n, err = IncrementIn(tx, func(k []byte) ([]byte, error) { return readForRMW(tx, k) }, key, delta)
+		return err
 	})
 	return n, err
+}
+
+// KeyWriter is what the one-key steps below write through: a transaction
+// of this engine, or of another behind the same API (etcdkv).
+type KeyWriter interface {
+	Put(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// SwapIn is one attempt of CompareAndSwap inside a transaction, which reads
+// key with read (under a lock, or from the snapshot) and writes through w.
+// It reports whether it swapped.
+func SwapIn(w KeyWriter, read func(key []byte) ([]byte, error), key, old, new []byte) (bool, error) {
+	cur, err := read(key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if old != nil {
+			return false, nil
+		}
+	case err != nil:
+		return false, err
+	case old == nil || !bytes.Equal(cur, old):
+		return false, nil
+	}
+	if new == nil {
+		return true, w.Delete(key)
+	}
+	return true, w.Put(key, new)
+}
+
+// IncrementIn is one attempt of Increment inside a transaction (read and w
+// as for SwapIn); it returns the new value.
+func IncrementIn(w KeyWriter, read func(key []byte) ([]byte, error), key []byte, delta int64) (int64, error) {
+	cur, err := read(key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	old, err := DecodeCounter(cur)
+	if err != nil {
+		return 0, err
+	}
+	if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
+		return 0, fmt.Errorf("txkv: Increment of %q overflows int64 (%d%+d)", key, old, delta)
+	}
+	return old + delta, w.Put(key, EncodeCounter(old+delta))
 }
 
 // EncodeCounter is the counter format of Increment.

@@ -20,7 +20,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var committerCounts = []int{1, 8, 64}
+var committerCounts = []int{1, 8, 16, 64}
 
 // benchValue is the payload of every benchmark commit: a 16-byte key and a 64-byte value.
 var benchValue = make([]byte, 64)

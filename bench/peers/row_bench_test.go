@@ -23,7 +23,24 @@ func BenchmarkRow(b *testing.B) {
 				b.Run(benchName(row, durable, c), func(b *testing.B) { benchCell(b, c, row, durable) })
 			}
 		}
+		if strings.HasPrefix(row.Name, "bank") {
+			for _, c := range memoryContenders() {
+				b.Run(benchName(row, false, c), func(b *testing.B) { benchCell(b, c, row, false) })
+			}
+		}
 	}
+}
+
+// memoryContenders are txkv in memory, with no log, for the bank rows
+// (under nosync, named txkv-memory-<strategy>): beside txkv on a file
+// without fsync they show what the log costs per transfer.
+func memoryContenders() []Contender {
+	var cs []Contender
+	for _, st := range []txkv.Strategy{txkv.Pessimistic, txkv.Optimistic, txkv.Hybrid, txkv.Adaptive} {
+		cs = append(cs, Contender{Name: "txkv memory " + st.String(), Txkv: true,
+			Open: func(string, bool) (Store, error) { return OpenTxkvMemory(st) }})
+	}
+	return cs
 }
 
 func benchCell(b *testing.B, c Contender, row Row, durable bool) {

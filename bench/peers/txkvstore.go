@@ -29,6 +29,17 @@ func OpenTxkv(dir string, durable bool, st txkv.Strategy) (Store, error) {
 	return &txkvStore{db: db, opts: &txkv.TxOptions{Strategy: st}}, nil
 }
 
+// OpenTxkvMemory opens txkv in memory: no log, nothing durable. Not a
+// contender of the tables: BenchmarkRow runs it beside the file to show what
+// the log costs.
+func OpenTxkvMemory(st txkv.Strategy) (Store, error) {
+	db, err := txkv.Open("", txkv.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	return &txkvStore{db: db, opts: &txkv.TxOptions{Strategy: st}}, nil
+}
+
 func (s *txkvStore) Update(fn func(Tx) error) error {
 	return s.db.Update(context.Background(), s.opts, func(tx *txkv.Tx) error { return fn(txkvTx{tx}) })
 }

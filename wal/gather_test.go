@@ -20,9 +20,44 @@ func TestLoneCommitterIsNeverHeldBack(t *testing.T) {
 	}
 }
 
+// TestGatherIsBounded: a batch whose write took long (it waited 1 s for the test's hook, as
+// it might wait for a checkpoint or a stalled disk) does not make the next batch wait long
+// for a committer that never comes back: the gather ends after defaultMaxGather (2 ms), where
+// an eighth of the last write would be 125 ms. B's record waits behind A's batch; A never
+// appends again.
+func TestGatherIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var once sync.Once
+	l := openTemp(t, &Options{BeforeCommit: func() error {
+		once.Do(func() { entered <- struct{}{}; <-release })
+		return nil
+	}})
+	aDone := make(chan error, 1)
+	go func() { aDone <- l.Append(rec(1, "a", "1")) }()
+	<-entered
+	b, err := l.Enqueue(rec(2, "b", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	close(release)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// A bound, not a speed: 2 ms plus one scheduling delay, against 125 ms unbounded.
+	if s := l.Stats(); s.Gathers != 1 || s.GatherWait > 60*time.Millisecond {
+		t.Fatalf("gathers %d for %v; want 1 (the writer expected A back), ended by the 2 ms bound",
+			s.Gathers, s.GatherWait)
+	}
+}
+
 // TestReleasedCommitterJoinsTheNextBatch: committer A's record is in a batch held for
-// 200 ms (so the writer's gap is 25 ms), B queues meanwhile; when the batch ends A comes back
-// 2 ms later. Under SyncAlways the writer waits for A, so B and A share the second batch;
+// 200 ms (so the writer's gap is 25 ms, with the gather's bound raised for the test), B
+// queues meanwhile; when the batch ends A comes back 2 ms later. Under SyncAlways the writer waits for A, so B and A share the second batch;
 // under SyncNone it does not wait, and each gets a batch of its own.
 func TestReleasedCommitterJoinsTheNextBatch(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,6 +72,7 @@ func TestReleasedCommitterJoinsTheNextBatch(t *testing.T) {
 				once.Do(func() { entered <- struct{}{}; <-release })
 				return nil
 			}})
+			l.maxGather = time.Second
 			aDone := make(chan error, 1)
 			go func() {
 				err := l.Append(rec(1, "a", "1"))

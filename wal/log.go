@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -36,7 +37,10 @@ type Log struct {
 	wake chan struct{} // capacity 1: an append tells an idle writer there is work
 	// queueLen mirrors len(mu.queue), for the writer's gather (writer.go) to poll without mu.
 	queueLen atomic.Int64
-	done     chan struct{} // closed when the writer goroutine has exited
+	// maxGather bounds the writer's gather (defaultMaxGather; tests raise it). Set before
+	// the first append.
+	maxGather time.Duration
+	done      chan struct{} // closed when the writer goroutine has exited
 
 	// ckptMu serializes Checkpoint calls with each other (bbolt serializes them with the
 	// writer) so that the checkpoint ts only moves forward.
@@ -58,7 +62,7 @@ type Log struct {
 		checkpointTxns                                atomic.Uint64
 		steppedCheckpoints                            atomic.Uint64
 		maxBatch                                      atomic.Uint64
-		gathers                                       atomic.Uint64
+		gathers, gatherNanos                          atomic.Uint64
 	}
 }
 
@@ -70,7 +74,9 @@ func newLog(path string, db *bolt.DB, o Options) *Log {
 		opts: o,
 		log:  o.Logger.With("component", "txkv/wal", "path", path),
 		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+
+		maxGather: defaultMaxGather,
+		done:      make(chan struct{}),
 	}
 	return l
 }
@@ -110,8 +116,9 @@ type Stats struct {
 	MaxBatch           uint64 // the largest batch written
 	// Gathers counts the batches the writer held back for committers the batch before
 	// released (SyncAlways only; see gather in writer.go).
-	Gathers  uint64
-	LogBytes int64 // as LogBytes()
+	Gathers    uint64
+	GatherWait time.Duration // the time those batches were held back, in all
+	LogBytes   int64         // as LogBytes()
 	// Queued is the number of records enqueued and not yet taken into a batch: they wait
 	// for the batch being written (if any) to finish.
 	Queued int
@@ -138,6 +145,7 @@ func (l *Log) Stats() Stats {
 		SteppedCheckpoints: l.stats.steppedCheckpoints.Load(),
 		MaxBatch:           l.stats.maxBatch.Load(),
 		Gathers:            l.stats.gathers.Load(),
+		GatherWait:         time.Duration(l.stats.gatherNanos.Load()),
 		LogBytes:           l.logBytes.Load(),
 	}
 	if l.opts.Sync == SyncAlways {

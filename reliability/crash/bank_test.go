@@ -305,6 +305,9 @@ func runChild(t *testing.T, spec childSpec, env []string, killAfter int, acked m
 	return runChildWatched(t, spec, env, killAfter, acked, limit, nil)
 }
 
+// stallDumpWait is how long a stalled child has to print its goroutines before SIGKILL.
+const stallDumpWait = 2 * time.Second
+
 // runChildWatched is runChild with onStall, which the watchdog calls after it killed a child
 // that outlived limit: a child blocked in a FUSE request is not released by SIGKILL, and the
 // power-loss tests abort the FUSE connection there.
@@ -332,6 +335,11 @@ func runChildWatched(t *testing.T, spec childSpec, env []string, killAfter int, 
 		stallMu.Lock()
 		stalled = true
 		stallMu.Unlock()
+		// SIGQUIT first: the Go runtime writes every goroutine's stack to stderr, which the
+		// report below shows — a stall is then explained, not only detected. SIGKILL after,
+		// for a child the runtime cannot end.
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		time.Sleep(stallDumpWait)
 		_ = cmd.Process.Kill()
 		if onStall != nil {
 			onStall()

@@ -19,6 +19,9 @@
 // and two in-memory ceilings for the bank: a Go map under one mutex, and
 // one mutex per account taken in index order — what the transfer costs
 // with no store at all.
+// BenchmarkRow also runs txkv in memory, with no log at all, on the bank
+// rows (…/nosync/txkv-memory-<strategy>): beside txkv on a file without
+// fsync it shows what the log costs per transfer.
 //
 // Method: each cell (row × store × durability) opens a fresh store in a
 // temporary directory, loads the row, runs it for a fixed time from N

@@ -117,8 +117,8 @@
 // Append is Enqueue followed by Pending.Wait. txkv's commit protocol splits them: a committer
 // enqueues its record, installs its versions and releases its locks, and only then waits
 // (early lock release). What makes that safe is the order this package guarantees: a batch is
-// everything queued while the previous batch was written, so records become durable in the
-// order they were enqueued, and once a batch fails every later Append and Wait fails too. A
+// everything queued since the previous batch was taken (while it was written, and during the
+// gather after it), so records become durable in the order they were enqueued, and once a batch fails every later Append and Wait fails too. A
 // transaction that saw another's writes enqueued its own record after it — same batch or a
 // later one — so when its own Wait succeeds, everything it depends on is durable.
 //

@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"sync"
 	"testing"
 	"time"
 )
@@ -26,13 +25,7 @@ func TestLoneCommitterIsNeverHeldBack(t *testing.T) {
 // an eighth of the last write would be 125 ms. B's record waits behind A's batch; A never
 // appends again.
 func TestGatherIsBounded(t *testing.T) {
-	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	var once sync.Once
-	l := openTemp(t, &Options{BeforeCommit: func() error {
-		once.Do(func() { entered <- struct{}{}; <-release })
-		return nil
-	}})
+	l, entered, release := openHeld(t, Options{})
 	aDone := make(chan error, 1)
 	go func() { aDone <- l.Append(rec(1, "a", "1")) }()
 	<-entered
@@ -41,7 +34,7 @@ func TestGatherIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	close(release)
+	release()
 	if err := <-aDone; err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +58,7 @@ func TestReleasedCommitterJoinsTheNextBatch(t *testing.T) {
 		batches, gathers uint64
 	}{{SyncAlways, 2, 1}, {SyncNone, 3, 0}} {
 		t.Run(tc.sync.String(), func(t *testing.T) {
-			release := make(chan struct{})
-			entered := make(chan struct{}, 1)
-			var once sync.Once
-			l := openTemp(t, &Options{Sync: tc.sync, BeforeCommit: func() error {
-				once.Do(func() { entered <- struct{}{}; <-release })
-				return nil
-			}})
+			l, entered, release := openHeld(t, Options{Sync: tc.sync})
 			l.maxGather = time.Second
 			aDone := make(chan error, 1)
 			go func() {
@@ -88,7 +75,7 @@ func TestReleasedCommitterJoinsTheNextBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
-			close(release)
+			release()
 			if err := b.Wait(); err != nil {
 				t.Fatal(err)
 			}

@@ -122,13 +122,7 @@ func TestAppendInvalid(t *testing.T) {
 // TestGroupCommitBatches holds the first batch inside its bbolt transaction until 63 more
 // committers have queued, so the second batch must carry all 63.
 func TestGroupCommitBatches(t *testing.T) {
-	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	var once sync.Once
-	l := openTemp(t, &Options{BeforeCommit: func() error {
-		once.Do(func() { entered <- struct{}{}; <-release })
-		return nil
-	}})
+	l, entered, release := openHeld(t, Options{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	wg.Go(func() { errs <- l.Append(rec(1, "first", "x")) })
@@ -137,7 +131,7 @@ func TestGroupCommitBatches(t *testing.T) {
 		wg.Go(func() { errs <- l.Append(rec(uint64(i+2), fmt.Sprint("k", i), "v")) })
 	}
 	waitFor(t, "63 queued appends", func() bool { return l.queued() == 63 })
-	close(release)
+	release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +88,18 @@ func rec(ts uint64, kv ...string) *Record {
 		r.Ops = append(r.Ops, Op{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
 	}
 	return r
+}
+
+// openHeld opens a log (opts may set anything but BeforeCommit) whose first batch stops
+// inside its bbolt transaction: entered is closed when it gets there, and release lets it
+// commit.
+func openHeld(t testing.TB, opts Options) (l *Log, entered <-chan struct{}, release func()) {
+	t.Helper()
+	in, out := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	opts.BeforeCommit = func() error {
+		once.Do(func() { close(in); <-out })
+		return nil
+	}
+	return openTemp(t, &opts), in, func() { close(out) }
 }

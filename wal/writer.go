@@ -64,7 +64,7 @@ func (p Pending) Wait() error {
 // Enqueue queues r for the group-commit writer and returns at once; Wait on the result learns
 // when it is durable. The record is encoded here, in the caller's goroutine, so the single
 // writer does only bbolt work. Records become durable in the order they were enqueued (a
-// batch is everything queued while the previous one was written), which is what lets a
+// batch is everything queued since the previous one was taken), which is what lets a
 // committer release its locks before its record is durable: whoever saw its writes enqueues
 // later, so lands in the same batch or a later one. r.TS must be above CheckpointTS and
 // unique; Enqueue does not retain r.

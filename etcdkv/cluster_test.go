@@ -231,4 +231,17 @@ func openHandle(t testing.TB, i int, o etcdkv.Options) *txkv.DB {
 
 func open1(t testing.TB) *txkv.DB { return openN(t, 1)[0] }
 
+// open1Raw is open1 that also returns its client and prefix, for tests
+// that look at or change etcd's keys directly.
+func open1Raw(t testing.TB) (db *txkv.DB, cli *clientv3.Client, prefix string) {
+	t.Helper()
+	cli, prefix = newClient(t, 0), testPrefix(t)
+	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("etcdkv.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, cli, prefix
+}
+
 var bg = context.Background()

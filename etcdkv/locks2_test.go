@@ -3,9 +3,10 @@ package etcdkv_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -48,21 +49,12 @@ func TestSkipLockedJobQueue(t *testing.T) {
 	for i := range jobs {
 		conformance.MustPut(t, dbs[0], fmt.Sprintf("queue/%03d", i), "todo")
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- work(dbs[w%2], w)
-		}()
+		g.Go(func() error { return work(dbs[w%2], w) })
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	done := 0
 	err := dbs[1].View(bg, func(tx *txkv.Tx) error {
@@ -147,13 +139,7 @@ func TestRangeLockVsPointWriters(t *testing.T) {
 // entries; its commit then fails with a retryable lock-lost conflict and
 // writes nothing. The handle starts a new session for later transactions.
 func TestFencingLeaseRevoked(t *testing.T) {
-	cli := newClient(t, 0)
-	prefix := testPrefix(t)
-	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, cli, prefix := open1Raw(t)
 	conformance.MustPut(t, db, "k", "v0")
 	tx := begin(t, db, txkv.Pessimistic)
 	if _, err := tx.GetForUpdate([]byte("k")); err != nil {

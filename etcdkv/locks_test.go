@@ -238,13 +238,7 @@ func TestLockTimeouts(t *testing.T) {
 // Cancelling the ctx of a waiting transaction ends its wait with the
 // ctx's error and withdraws its entry.
 func TestLockCtxCancel(t *testing.T) {
-	cli := newClient(t, 0)
-	prefix := testPrefix(t)
-	db, err := etcdkv.Open(cli, &etcdkv.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, cli, prefix := open1Raw(t)
 	conformance.MustPut(t, db, "k", "v")
 	t1 := begin(t, db, txkv.Pessimistic)
 	if _, err := t1.GetForUpdate([]byte("k")); err != nil {

@@ -90,11 +90,13 @@ func (c Contender) workload(row Row) Workload {
 
 // Sample is one measurement.
 type Sample struct {
-	Ops        uint64
-	Elapsed    time.Duration
-	Aborts     uint64 // for stores that count them (txkv, badger)
-	Deadlocks  uint64 // for stores that count them (txkv)
-	Throughput float64
+	Ops       uint64
+	Elapsed   time.Duration
+	Aborts    uint64 // for stores that count them (txkv, badger)
+	Deadlocks uint64 // for stores that count them (txkv)
+	// RecordsPerBatch is the mean group-commit batch of the run (txkv on a file; else 0).
+	RecordsPerBatch float64
+	Throughput      float64
 }
 
 // Measure runs one contender on one row for d in a fresh temporary
@@ -120,6 +122,19 @@ type aborter interface{ Aborts() uint64 }
 
 type deadlocker interface{ Deadlocks() uint64 }
 
+// batcher is a store with a group-commit log (txkv): batches and records written so far.
+type batcher interface {
+	LogBatches() (batches, records uint64)
+}
+
+// logBatches reads a batcher's counters (zero for other stores).
+func logBatches(s Store) (batches, records uint64) {
+	if b, ok := s.(batcher); ok {
+		return b.LogBatches()
+	}
+	return 0, 0
+}
+
 // counts reads the abort and deadlock counters of stores that keep them.
 func counts(s Store) (aborts, deadlocks uint64) {
 	if ab, ok := s.(aborter); ok {
@@ -136,6 +151,7 @@ func drive(s Store, w Workload, workers int, d time.Duration, seed uint64) (Samp
 		return Sample{}, fmt.Errorf("setup: %w", err)
 	}
 	a0, d0 := counts(s)
+	b0, r0 := logBatches(s)
 	var ops atomic.Uint64
 	var firstErr atomic.Pointer[error]
 	deadline := time.Now().Add(d)
@@ -161,6 +177,9 @@ func drive(s Store, w Workload, workers int, d time.Duration, seed uint64) (Samp
 	smp := Sample{Ops: ops.Load(), Elapsed: el, Throughput: float64(ops.Load()) / el.Seconds()}
 	a1, d1 := counts(s)
 	smp.Aborts, smp.Deadlocks = a1-a0, d1-d0
+	if b1, r1 := logBatches(s); b1 > b0 {
+		smp.RecordsPerBatch = float64(r1-r0) / float64(b1-b0)
+	}
 	if err := w.Check(s); err != nil {
 		return smp, fmt.Errorf("%w: %w", ErrInvariant, err)
 	}

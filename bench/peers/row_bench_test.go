@@ -12,7 +12,8 @@ import (
 //
 //	go test -run '^$' -bench 'Row/bank-10000/nosync/txkv-pessimistic' -cpuprofile cpu.out
 //
-// Each iteration is one 200 ms measurement; the reported ops/s is the cell's throughput.
+// Each iteration is one 200 ms measurement; the reported ops/s is the cell's throughput, and
+// for txkv on a file records/batch is the mean group-commit batch.
 func BenchmarkRow(b *testing.B) {
 	for _, row := range Rows(16) {
 		for _, durable := range []bool{false, true} {
@@ -46,6 +47,7 @@ func memoryContenders() []Contender {
 func benchCell(b *testing.B, c Contender, row Row, durable bool) {
 	var ops uint64
 	var el time.Duration
+	var batch float64
 	for i := 0; i < b.N; i++ {
 		smp, err := Measure(c, row, durable, 200*time.Millisecond, uint64(i+1))
 		if err != nil {
@@ -53,8 +55,12 @@ func benchCell(b *testing.B, c Contender, row Row, durable bool) {
 		}
 		ops += smp.Ops
 		el += smp.Elapsed
+		batch += smp.RecordsPerBatch
 	}
 	b.ReportMetric(float64(ops)/el.Seconds(), "ops/s")
+	if batch > 0 {
+		b.ReportMetric(batch/float64(b.N), "records/batch")
+	}
 }
 
 func benchName(row Row, durable bool, c Contender) string {

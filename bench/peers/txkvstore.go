@@ -51,6 +51,12 @@ func (s *txkvStore) View(fn func(Tx) error) error {
 // Aborts counts rolled-back attempts (conflicts, deadlocks, refusals).
 func (s *txkvStore) Aborts() uint64 { return s.db.Stats().Aborts }
 
+// LogBatches returns the log's batches and records so far.
+func (s *txkvStore) LogBatches() (batches, records uint64) {
+	st := s.db.Stats()
+	return st.WALBatches, st.WALRecords
+}
+
 // Deadlocks counts deadlock victims.
 func (s *txkvStore) Deadlocks() uint64 { return s.db.Stats().Deadlocks }
 
